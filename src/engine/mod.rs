@@ -1,0 +1,305 @@
+//! Engines: one file per database engine behind one interface. An engine answers questions (version,
+//! schema), knows its rules (which DDL is catalog-only, what it locks) and runs statements; it never drives
+//! phases — `run` does that from a [`Plan`](crate::plan::Plan).
+
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::plan::{Plan, Step};
+use crate::spec::Migration;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A column as the live catalog describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// 1-based position in the primary key, 0 when not part of it.
+    pub pk: u32,
+}
+
+/// A user trigger on the table (not zerodown's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    /// "INSERT", "UPDATE" or "DELETE".
+    pub event: String,
+}
+
+/// What planning needs to know about the target table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Columns that order rows for keyset batches (SQLite: a rowid alias, or the WITHOUT ROWID primary key).
+    pub key: Vec<String>,
+    /// SQLite STRICT table: only INT, INTEGER, REAL, TEXT, BLOB, ANY are column types.
+    pub strict: bool,
+    pub triggers: Vec<Trigger>,
+}
+
+impl TableSchema {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A key value of the backfill cursor, as stored in the state row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeyValue {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob { blob: String },
+}
+
+/// Tuning a run; `None` means the engine's default (DESIGN.md §2's table).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub lock_timeout: Option<Duration>,
+    pub lock_budget: Option<Duration>,
+    pub batch_time: Option<Duration>,
+    /// `None`: adaptive where the engine supports it.
+    pub pause: Option<Duration>,
+    pub quiet_period: Option<Duration>,
+    pub force: bool,
+    /// SQLite: switch the file to WAL before starting (a lasting change).
+    pub wal: bool,
+    /// SQLite: run in rollback-journal mode, accepting that readers block on each batch commit.
+    pub allow_rollback_journal: bool,
+}
+
+/// The defaults an engine fills into [`Settings`].
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub lock_timeout: Duration,
+    pub lock_budget: Duration,
+    pub batch_time: Duration,
+    pub quiet_period: Duration,
+}
+
+/// A migration's row in the engine's state table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateRow {
+    pub id: i64,
+    pub name: String,
+    /// Canonical TOML of the migration's operation.
+    pub spec: String,
+    pub plan: Plan,
+    pub status: Status,
+    /// Index of the next plan step to run.
+    pub next_step: usize,
+    pub cursor: Option<Vec<KeyValue>>,
+    pub hi: Option<Vec<KeyValue>>,
+    /// A value evaluated once at expand (a time default), bound into every backfill batch.
+    pub captured: Option<KeyValue>,
+    pub rows_done: i64,
+    pub rows_total: Option<i64>,
+    pub cancel_requested: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+    pub heartbeat: Option<String>,
+    pub run_id: Option<String>,
+    /// Seconds spent per phase label.
+    pub timings: std::collections::BTreeMap<String, f64>,
+}
+
+/// Where a migration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// `start` is running or was interrupted before the backfill finished.
+    Started,
+    /// The backfill is done; waiting for `complete`.
+    Backfilled,
+    /// `complete` is running or was interrupted.
+    Completing,
+    Completed,
+    /// `rollback` is running or was interrupted.
+    RollingBack,
+    RolledBack,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Started => "started",
+            Status::Backfilled => "backfilled",
+            Status::Completing => "completing",
+            Status::Completed => "completed",
+            Status::RollingBack => "rolling-back",
+            Status::RolledBack => "rolled-back",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Started,
+            Status::Backfilled,
+            Status::Completing,
+            Status::Completed,
+            Status::RollingBack,
+            Status::RolledBack,
+        ]
+        .into_iter()
+        .find(|st| st.label() == s)
+    }
+
+    /// A migration in this status still holds its name.
+    pub fn is_active(self) -> bool {
+        self != Status::RolledBack
+    }
+}
+
+/// One batch of the backfill, as the engine ran it.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// Keys passed over (rows examined); 0 means the range is exhausted.
+    pub rows_scanned: i64,
+    pub rows_updated: i64,
+    pub new_cursor: Option<Vec<KeyValue>>,
+    pub elapsed: Duration,
+    /// Another connection committed since the previous batch (SQLite: PRAGMA data_version moved).
+    pub others_writing: bool,
+    pub cancel_requested: bool,
+}
+
+/// Something worth telling the user while a command runs; `main.rs` decides how to show it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    StepStarted {
+        index: usize,
+        total: usize,
+        step: Step,
+    },
+    StepDone {
+        index: usize,
+        elapsed: Duration,
+    },
+    /// A lock attempt timed out; zerodown backs off and tries again.
+    LockRetry {
+        attempt: u32,
+        waited: Duration,
+        blocker: String,
+    },
+    Progress {
+        done: i64,
+        total: i64,
+        rows_per_sec: f64,
+        eta: Option<Duration>,
+        batch_size: i64,
+    },
+    Note(String),
+}
+
+/// The interface `run` drives. Each method is one short, self-contained database action.
+pub trait Engine {
+    /// "SQLite 3.54.1", …
+    fn label(&self) -> String;
+    fn defaults(&self) -> Defaults;
+    /// Plans a migration against the live schema, validating it without changing anything.
+    fn plan(&mut self, migration: &Migration) -> Result<Plan>;
+    /// Refuses (with what to do) when the database is not ready to start, e.g. SQLite outside WAL.
+    fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()>;
+
+    /// Takes the exclusive right to drive migrations on this database for the life of the returned guard.
+    fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>>;
+
+    fn ensure_state_table(&mut self) -> Result<()>;
+    fn states(&mut self) -> Result<Vec<StateRow>>;
+    /// Records a new migration (status started, next_step 0) and returns its id.
+    fn insert_state(&mut self, name: &str, spec: &str, plan: &Plan) -> Result<i64>;
+    fn set_status(&mut self, id: i64, status: Status) -> Result<()>;
+    fn request_cancel(&mut self, id: i64, on: bool) -> Result<()>;
+    fn add_timing(&mut self, id: i64, phase: &str, seconds: f64) -> Result<()>;
+    fn heartbeat(&mut self, id: i64) -> Result<()>;
+
+    /// Runs a step's SQL under the lock guard and records `next_step = index + 1` in the same
+    /// transaction where the engine allows.
+    fn run_ddl(
+        &mut self,
+        id: i64,
+        index: usize,
+        sql: &[String],
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()>;
+    /// Records a step as done without running SQL (checks, the backfill's end).
+    fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()>;
+
+    /// Counts rows whose `expr` is NULL (the whole table, read-only).
+    fn count_null_fill(&mut self, plan: &Plan) -> Result<i64>;
+    /// Fixes the backfill's range: the highest key now, rows to cover, and a value captured once.
+    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow>;
+    fn backfill_batch(
+        &mut self,
+        state: &StateRow,
+        batch_size: i64,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<BatchOutcome>;
+    /// Re-fills rows of the new column still NULL, in batches; returns how many remain NULL.
+    fn sweep_nulls(
+        &mut self,
+        state: &StateRow,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<i64>;
+    /// The deploy-order guard's counter of INSERTs that left the new column NULL.
+    fn old_writer_count(&mut self, key: &str) -> Result<i64>;
+    /// Rows whose new column references a missing parent row.
+    fn count_orphans(&mut self, plan: &Plan) -> Result<i64>;
+    /// Runs the plan's Finish step in one transaction that also marks the migration completed.
+    fn finish(
+        &mut self,
+        state: &StateRow,
+        index: usize,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()>;
+    /// Runs the undo SQL of step `index` under the lock guard, recording `next_step = index` with it.
+    fn run_undo(
+        &mut self,
+        id: i64,
+        index: usize,
+        sql: &[String],
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()>;
+    /// Marks the migration rolled back (its name is free again).
+    fn mark_rolled_back(&mut self, id: i64) -> Result<()>;
+}
+
+/// Held while a command drives a migration; dropping it lets the next driver in.
+pub trait DriverLock {}
+
+/// The lock guard's knobs: how long one attempt may wait, and the total budget over retries.
+#[derive(Debug, Clone, Copy)]
+pub struct LockGuardSettings {
+    pub timeout: Duration,
+    pub budget: Duration,
+}
+
+/// Opens the engine a URL names.
+pub fn connect(url: &crate::url::DatabaseUrl) -> Result<Box<dyn Engine>> {
+    use crate::error::Error;
+    use crate::url::DatabaseUrl;
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(Box::new(sqlite::Sqlite::open(path)?)),
+        DatabaseUrl::Postgres(_) => Err(Error::Url(format!(
+            "{}: PostgreSQL is not supported yet (coming in a later release); zerodown drives SQLite today",
+            url.redacted()
+        ))),
+        DatabaseUrl::Mysql(_) => Err(Error::Url(format!(
+            "{}: MySQL/MariaDB is not supported yet (coming in a later release); zerodown drives SQLite today",
+            url.redacted()
+        ))),
+    }
+}

@@ -1,0 +1,1690 @@
+//! SQLite: the embedded default. Everything zerodown knows about SQLite lives here — which ALTERs are
+//! catalog-only, what scans under the single write lock, how triggers must be written so that an
+//! application linking an older SQLite (3.40) still accepts them — and the statements that act on it.
+
+mod schema_edit;
+
+use super::{
+    BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
+    Settings, StateRow, Status, TableSchema, Trigger,
+};
+use crate::error::{Error, Result};
+use crate::plan::{
+    self, Action, Cost, Decided, DefaultKind, LockLevel, Phase, Plan, PlanInput, Step, Volatility,
+};
+use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The state table's name on SQLite.
+pub const STATE_TABLE: &str = "_zerodown_migrations";
+/// The deploy-order guard's counters.
+pub const COUNTER_TABLE: &str = "_zerodown_counters";
+/// Oldest SQLite with `ALTER COLUMN … SET NOT NULL` and `ADD CONSTRAINT … CHECK`.
+const MIN_CONTRACT_VERSION: i32 = 3_053_000;
+
+/// An open SQLite database, driven through the bundled SQLite.
+pub struct Sqlite {
+    conn: Connection,
+    path: PathBuf,
+    data_version: i64,
+}
+
+/// The facts about the database that a plan depends on, besides the table.
+#[derive(Debug, Clone)]
+pub struct SqliteEnv {
+    /// `sqlite3_libversion_number()` of the SQLite zerodown runs.
+    pub version: i32,
+    pub journal_mode: String,
+}
+
+/// Quotes an identifier: `"` doubled inside double quotes.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Quotes a string literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn version_text(v: i32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+/// The functions whose results change between calls (SQLite's non-deterministic built-ins).
+fn classify_function(name: &str) -> Volatility {
+    match name {
+        "random" | "randomblob" | "changes" | "total_changes" | "last_insert_rowid" => {
+            Volatility::Volatile
+        }
+        "current_timestamp" | "current_date" | "current_time" | "unixepoch" | "date" | "time"
+        | "datetime" | "julianday" | "strftime" | "timediff" => Volatility::Time,
+        _ => Volatility::Immutable,
+    }
+}
+
+fn sqlite_err(context: &str, e: rusqlite::Error) -> Error {
+    Error::db(context, e)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn now_text() -> &'static str {
+    "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+}
+
+impl Sqlite {
+    /// Opens an existing database file; never creates one (a typo in a path is an error, not a new file).
+    pub fn open(path: &Path) -> Result<Sqlite> {
+        if !path.exists() {
+            return Err(Error::Connect(format!(
+                "no SQLite database at `{}`: check the path (zerodown never creates a database)",
+                path.display()
+            )));
+        }
+        if path.is_dir() {
+            return Err(Error::Connect(format!(
+                "`{}` is a directory, not a SQLite database file",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::Connect(format!("cannot open `{}`: {e}", path.display())))?;
+        let check: rusqlite::Result<i64> =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0));
+        if let Err(e) = check {
+            return Err(Error::Connect(match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase) => format!(
+                    "`{}` is not a SQLite database (its header is not SQLite's); check the path",
+                    path.display()
+                ),
+                _ => format!("cannot read `{}`: {e}", path.display()),
+            }));
+        }
+        // zerodown's own connection never enforces foreign keys, so a batch never aborts halfway on an
+        // old orphan row; the new column's references are checked at complete.
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(|e| sqlite_err("turning foreign keys off", e))?;
+        let mut s = Sqlite {
+            conn,
+            path: path.to_path_buf(),
+            data_version: 0,
+        };
+        s.data_version = s.read_data_version()?;
+        Ok(s)
+    }
+
+    /// The raw connection, for tests and the demo.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn read_data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| sqlite_err("reading data_version", e))
+    }
+
+    pub fn env(&self) -> Result<SqliteEnv> {
+        let journal_mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| sqlite_err("reading the journal mode", e))?;
+        Ok(SqliteEnv {
+            version: rusqlite::version_number(),
+            journal_mode: journal_mode.to_ascii_lowercase(),
+        })
+    }
+
+    /// Reads the table's schema from the catalog.
+    pub fn table_schema(&self, table: &str) -> Result<TableSchema> {
+        let found: Option<(String, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT type, name, sql FROM sqlite_schema WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+                [table],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| sqlite_err("reading the catalog", e))?;
+        let Some((kind, name, sql)) = found else {
+            let tables = self.user_tables()?;
+            return Err(Error::Refused(format!(
+                "table `{table}` not found in {}; its tables are: {}",
+                self.path.display(),
+                if tables.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    tables.join(", ")
+                }
+            )));
+        };
+        if kind == "view" {
+            return Err(Error::Refused(format!(
+                "`{name}` is a view; zerodown adds columns to tables"
+            )));
+        }
+        if sql
+            .as_deref()
+            .unwrap_or("")
+            .trim_start()
+            .to_ascii_uppercase()
+            .starts_with("CREATE VIRTUAL")
+        {
+            return Err(Error::Refused(format!(
+                "`{name}` is a virtual table; SQLite cannot add columns to it"
+            )));
+        }
+        if name.starts_with("_zerodown") || name.starts_with("sqlite_") {
+            return Err(Error::Refused(format!("`{name}` is an internal table")));
+        }
+        let (strict, without_rowid): (bool, bool) = self
+            .conn
+            .query_row(
+                "SELECT strict, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+                [&name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| sqlite_err("reading table_list", e))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_xinfo(?1) WHERE hidden IN (0, 2, 3) ORDER BY cid",
+            )
+            .map_err(|e| sqlite_err("reading columns", e))?;
+        let columns = stmt
+            .query_map([&name], |r| {
+                Ok(Column {
+                    name: r.get(0)?,
+                    data_type: r.get(1)?,
+                    not_null: r.get(2)?,
+                    default: r.get(3)?,
+                    pk: r.get(4)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| sqlite_err("reading columns", e))?;
+        let key = if without_rowid {
+            let mut pk: Vec<&Column> = columns.iter().filter(|c| c.pk > 0).collect();
+            pk.sort_by_key(|c| c.pk);
+            pk.iter().map(|c| c.name.clone()).collect()
+        } else {
+            let alias = ["rowid", "_rowid_", "oid"]
+                .into_iter()
+                .find(|a| !columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)));
+            match alias {
+                Some(a) => vec![a.to_string()],
+                None => {
+                    return Err(Error::Refused(format!(
+                        "table `{name}` has columns named rowid, _rowid_ and oid, so its rowid cannot be addressed for batching"
+                    )));
+                }
+            }
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 ORDER BY name")
+            .map_err(|e| sqlite_err("reading triggers", e))?;
+        let triggers = stmt
+            .query_map([&name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| sqlite_err("reading triggers", e))?
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("zd_"))
+            .map(|(n, sql)| Trigger {
+                event: trigger_event(sql.as_deref().unwrap_or("")),
+                name: n,
+            })
+            .collect();
+        Ok(TableSchema {
+            name,
+            columns,
+            key,
+            strict,
+            triggers,
+        })
+    }
+
+    fn user_tables(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_zerodown%' ESCAPE '\\' ORDER BY name")
+            .map_err(|e| sqlite_err("listing tables", e))?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| sqlite_err("listing tables", e))
+    }
+
+    /// Checks the migration's expressions and references against the database, changing nothing.
+    fn validate_against_db(&self, add: &AddColumn, schema: &TableSchema) -> Result<()> {
+        let t = quote(&schema.name);
+        let try_prepare = |sql: &str, what: &str, expr: &str| -> Result<()> {
+            self.conn.prepare(sql).map(|_| ()).map_err(|e| {
+                let msg = match &e {
+                    rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+                    other => other.to_string(),
+                };
+                Error::Refused(format!(
+                    "the {what} `{expr}` does not compile on this database: {msg}"
+                ))
+            })
+        };
+        if let Some(b) = &add.backfill {
+            try_prepare(
+                &format!("SELECT ({b}) FROM {t} LIMIT 0"),
+                "backfill expression",
+                b,
+            )?;
+        }
+        if let Some(d) = &add.default {
+            try_prepare(&format!("SELECT ({d})"), "default", d)?;
+        }
+        if let Some(c) = &add.check {
+            try_prepare(
+                &format!(
+                    "SELECT ({c}) FROM (SELECT *, CAST(NULL AS {ty}) AS {col} FROM {t}) AS {t} LIMIT 0",
+                    ty = add.data_type,
+                    col = quote(&add.column)
+                ),
+                "check",
+                c,
+            )?;
+        }
+        if let Some(r) = &add.references {
+            let parent = self.table_schema(&r.table).map_err(|_| {
+                Error::Refused(format!(
+                    "`references = \"{r}\"`: table `{}` not found; create it first",
+                    r.table
+                ))
+            })?;
+            let target = match &r.column {
+                Some(c) => parent.column(c).map(|c| c.name.clone()).ok_or_else(|| {
+                    Error::Refused(format!(
+                        "`references = \"{r}\"`: table `{}` has no column `{c}`",
+                        parent.name
+                    ))
+                })?,
+                None => {
+                    let pk: Vec<&Column> = parent.columns.iter().filter(|c| c.pk > 0).collect();
+                    if pk.len() != 1 {
+                        return Err(Error::Refused(format!(
+                            "`references = \"{r}\"`: table `{}` has no single-column primary key; name the column, as `{}(id)`",
+                            parent.name, parent.name
+                        )));
+                    }
+                    pk[0].name.clone()
+                }
+            };
+            let is_pk = parent.columns.iter().filter(|c| c.pk > 0).count() == 1
+                && parent.column(&target).is_some_and(|c| c.pk == 1);
+            let unique: bool = self
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM pragma_index_list(?1) AS il
+                       WHERE il.\"unique\" = 1 AND il.partial = 0
+                         AND (SELECT count(*) FROM pragma_index_info(il.name)) = 1
+                         AND (SELECT name FROM pragma_index_info(il.name)) = ?2 COLLATE NOCASE)",
+                    [&parent.name, &target],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sqlite_err("reading the parent's indexes", e))?;
+            if !is_pk && !unique {
+                return Err(Error::Refused(format!(
+                    "`references = \"{r}\"`: `{}`.`{target}` is neither the primary key nor UNIQUE, so SQLite cannot enforce the reference; add a unique index on it first",
+                    parent.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT` under the lock guard: each attempt waits at most
+    /// `guard.timeout` for the write lock, failed attempts back off with jitter, all within `guard.budget`.
+    fn write_tx<T>(
+        &mut self,
+        what: &str,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+        mut f: impl FnMut(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            set_polling_busy_handler(&mut self.conn, guard.timeout)?;
+            let attempt_started = Instant::now();
+            let e: rusqlite::Error = match self.conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => match f(&self.conn) {
+                    Ok(v) => match self.conn.execute_batch("COMMIT") {
+                        Ok(()) => return Ok(v),
+                        Err(e) => e,
+                    },
+                    Err(e) => {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                        return Err(e);
+                    }
+                },
+                Err(e) => e,
+            };
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            if !is_busy(&e) {
+                return Err(sqlite_err(what, e));
+            }
+            let waited = attempt_started.elapsed();
+            emit(Event::LockRetry {
+                attempt,
+                waited,
+                blocker: "another connection holds SQLite's write lock (SQLite cannot say which)"
+                    .into(),
+            });
+            let backoff = jittered_backoff(attempt);
+            if started.elapsed() + backoff + guard.timeout > guard.budget {
+                return Err(Error::LockBudget(format!(
+                    "{what}: could not get SQLite's write lock in {attempt} attempts over {:.1?} (lock budget {}); another connection keeps it busy — nothing was changed by this step, run the command again later or raise --lock-budget",
+                    started.elapsed(),
+                    humantime::format_duration(guard.budget)
+                )));
+            }
+            std::thread::sleep(backoff);
+        }
+    }
+
+    fn state_row(
+        &self,
+        where_clause: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StateRow>> {
+        let sql = format!(
+            "SELECT id, name, spec, plan, status, next_step, cursor, hi, captured, rows_done, rows_total,
+                    cancel_requested, created_at, updated_at, completed_at, heartbeat, run_id, timings
+             FROM {} {where_clause} ORDER BY id",
+            quote(STATE_TABLE)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| sqlite_err("reading state", e))?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, Option<i64>>(10)?,
+                    r.get::<_, bool>(11)?,
+                    (
+                        r.get::<_, String>(12)?,
+                        r.get::<_, String>(13)?,
+                        r.get::<_, Option<String>>(14)?,
+                        r.get::<_, Option<String>>(15)?,
+                        r.get::<_, Option<String>>(16)?,
+                        r.get::<_, String>(17)?,
+                    ),
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| sqlite_err("reading state", e))?;
+        let bad = |what: &str, e: serde_json::Error| {
+            Error::db(
+                "reading state",
+                format!("the state row's {what} is unreadable: {e}"),
+            )
+        };
+        rows.into_iter()
+            .map(
+                |(
+                    id,
+                    name,
+                    spec,
+                    plan,
+                    status,
+                    next,
+                    cursor,
+                    hi,
+                    captured,
+                    done,
+                    total,
+                    cancel,
+                    rest,
+                )| {
+                    Ok(StateRow {
+                        id,
+                        name,
+                        spec,
+                        plan: serde_json::from_str(&plan).map_err(|e| bad("plan", e))?,
+                        status: Status::parse(&status).ok_or_else(|| {
+                            Error::db("reading state", format!("unknown status `{status}`"))
+                        })?,
+                        next_step: next as usize,
+                        cursor: cursor
+                            .map(|c| serde_json::from_str(&c))
+                            .transpose()
+                            .map_err(|e| bad("cursor", e))?,
+                        hi: hi
+                            .map(|c| serde_json::from_str(&c))
+                            .transpose()
+                            .map_err(|e| bad("upper bound", e))?,
+                        captured: captured
+                            .map(|c| serde_json::from_str(&c))
+                            .transpose()
+                            .map_err(|e| bad("captured value", e))?,
+                        rows_done: done,
+                        rows_total: total,
+                        cancel_requested: cancel,
+                        created_at: rest.0,
+                        updated_at: rest.1,
+                        completed_at: rest.2,
+                        heartbeat: rest.3,
+                        run_id: rest.4,
+                        timings: serde_json::from_str(&rest.5).map_err(|e| bad("timings", e))?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn state_table_exists(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+                [STATE_TABLE],
+                |r| r.get(0),
+            )
+            .map_err(|e| sqlite_err("reading the catalog", e))
+    }
+
+    fn simple_update(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(5)).ok();
+        self.conn
+            .execute(sql, params)
+            .map(|_| ())
+            .map_err(|e| sqlite_err("updating state", e))
+    }
+
+    /// The keyset batch statements for `fill`: (select of the next keys, update of the batch).
+    fn batch_sql(plan: &Plan, first: bool, captured: bool) -> (String, String) {
+        let fill = plan.fill.as_ref().expect("a backfill step has a fill plan");
+        let t = quote(&plan.table);
+        let c = quote(&plan.column);
+        let n = fill.key.len();
+        let keys = fill
+            .key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let tuple = |start: usize| -> String {
+            let ps: Vec<String> = (start..start + n).map(|i| format!("?{i}")).collect();
+            if n == 1 {
+                ps[0].clone()
+            } else {
+                format!("({})", ps.join(", "))
+            }
+        };
+        let key_expr = if n == 1 {
+            keys.clone()
+        } else {
+            format!("({keys})")
+        };
+        // Parameters: 1..=n cursor (absent on the first batch), n+1..=2n upper bound, 2n+1 limit / value.
+        let lower = if first {
+            String::new()
+        } else {
+            format!("{key_expr} > {} AND ", tuple(1))
+        };
+        let select = format!(
+            "SELECT {keys} FROM {t} WHERE {lower}{key_expr} <= {} ORDER BY {keys} LIMIT ?{}",
+            tuple(n + 1),
+            2 * n + 1
+        );
+        let value = if captured {
+            format!("?{}", 2 * n + 1)
+        } else {
+            format!("({})", fill.expr)
+        };
+        let update = format!(
+            "UPDATE {t} SET {c} = {value} WHERE {lower}{key_expr} <= {} AND {c} IS NULL",
+            tuple(n + 1)
+        );
+        (select, update)
+    }
+}
+
+/// How long one lock attempt may wait, read by [`poll_busy`] (a plain `fn`, so it cannot capture it).
+/// One value per process: zerodown drives one database connection at a time.
+static BUSY_WAIT_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(200_000);
+const BUSY_POLL: Duration = Duration::from_micros(250);
+
+/// SQLite's default busy handler sleeps ever longer (up to 100 ms) between tries, so against busy
+/// application writers a waiting batch almost never wins the lock. Polling at a short fixed interval gives
+/// zerodown its turn as soon as the lock is free, and still gives up after the lock timeout.
+fn poll_busy(count: i32) -> bool {
+    let limit = BUSY_WAIT_MICROS.load(std::sync::atomic::Ordering::Relaxed);
+    if (count as u64 + 1) * BUSY_POLL.as_micros() as u64 > limit {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}
+
+fn set_polling_busy_handler(conn: &mut Connection, timeout: Duration) -> Result<()> {
+    BUSY_WAIT_MICROS.store(
+        timeout.as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    conn.busy_handler(Some(poll_busy))
+        .map_err(|e| sqlite_err("setting the busy handler", e))
+}
+
+fn trigger_event(sql: &str) -> String {
+    let upper = sql.to_ascii_uppercase();
+    let head = upper.split(" ON ").next().unwrap_or("");
+    ["INSERT", "UPDATE", "DELETE"]
+        .into_iter()
+        .find(|e| head.contains(e))
+        .unwrap_or("UNKNOWN")
+        .to_string()
+}
+
+/// Exponential backoff from 50 ms, capped at 5 s, with ±50% jitter so retrying writers do not align.
+fn jittered_backoff(attempt: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
+    let jitter = rand::random_range(0.5..1.5);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+fn to_value(k: &KeyValue) -> Value {
+    match k {
+        KeyValue::Int(i) => Value::Integer(*i),
+        KeyValue::Real(f) => Value::Real(*f),
+        KeyValue::Text(s) => Value::Text(s.clone()),
+        KeyValue::Blob { blob } => Value::Blob(
+            (0..blob.len() / 2)
+                .filter_map(|i| u8::from_str_radix(&blob[2 * i..2 * i + 2], 16).ok())
+                .collect(),
+        ),
+    }
+}
+
+fn from_value(v: Value) -> Option<KeyValue> {
+    match v {
+        Value::Null => None,
+        Value::Integer(i) => Some(KeyValue::Int(i)),
+        Value::Real(f) => Some(KeyValue::Real(f)),
+        Value::Text(s) => Some(KeyValue::Text(s)),
+        Value::Blob(b) => Some(KeyValue::Blob {
+            blob: b.iter().map(|x| format!("{x:02x}")).collect(),
+        }),
+    }
+}
+
+struct FileLock {
+    _file: File,
+}
+impl DriverLock for FileLock {}
+
+/// Plans a migration against a given schema without a database: the pure part of [`Engine::plan`],
+/// used directly by snapshot tests.
+pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) -> Result<Plan> {
+    let add = migration.add_column();
+    let analyze = |e: &Option<String>, what: &str| -> Result<Option<ExprInfo>> {
+        e.as_deref()
+            .map(|x| analyze_expr(x, Dialect::Sqlite, what))
+            .transpose()
+            .map_err(Error::from)
+    };
+    let default_info = analyze(&add.default, "default")?;
+    let backfill_info = analyze(&add.backfill, "backfill")?;
+    let check_info = analyze(&add.check, "check")?;
+    if schema.strict {
+        let base = add.data_type.trim().to_ascii_uppercase();
+        if !["INT", "INTEGER", "REAL", "TEXT", "BLOB", "ANY"].contains(&base.as_str()) {
+            return Err(Error::Refused(format!(
+                "table `{}` is STRICT, which allows only the column types INT, INTEGER, REAL, TEXT, BLOB and ANY, not `{}`",
+                schema.name, add.data_type
+            )));
+        }
+    }
+    let decided = plan::decide(&PlanInput {
+        name: &migration.name,
+        add,
+        schema,
+        default_info: default_info.as_ref(),
+        backfill_info: backfill_info.as_ref(),
+        check_info: check_info.as_ref(),
+        classify: &classify_function,
+        literal_default_with_reference: false,
+    })?;
+    if !decided.single_step && env.version < MIN_CONTRACT_VERSION {
+        return Err(Error::Refused(format!(
+            "SQLite {} lacks ALTER COLUMN … SET NOT NULL and ADD CONSTRAINT (3.53+)",
+            version_text(env.version)
+        )));
+    }
+    let steps = steps(add, schema, &decided);
+    let mut notes = vec![format!("journal mode: {}", env.journal_mode)];
+    if env.journal_mode != "wal" && !decided.single_step {
+        notes.push(
+            "outside WAL, readers block while each batch commits: `start` refuses unless --wal (switch this file to WAL, a lasting change) or --allow-rollback-journal".into(),
+        );
+    }
+    if !decided.single_step {
+        notes.push(
+            "application connections need a busy_timeout longer than zerodown's longest write-lock hold (a batch targets 5ms; the scan steps below hold it for a pass over the table), e.g. PRAGMA busy_timeout = 5000".into(),
+        );
+    }
+    let update_triggers: Vec<&str> = schema
+        .triggers
+        .iter()
+        .filter(|t| t.event == "UPDATE")
+        .map(|t| t.name.as_str())
+        .collect();
+    if decided.fill.is_some() && !update_triggers.is_empty() {
+        notes.push(format!(
+            "user UPDATE triggers that will fire: {} — on every backfill batch row, and on every application write during the window (the dual-write trigger's own UPDATE)",
+            update_triggers.join(", ")
+        ));
+    }
+    if decided.guard {
+        notes.push(
+            "deploy order: after complete, only application versions that write the new column themselves keep it right; complete waits until no INSERT has left it NULL for --quiet-period".into(),
+        );
+    }
+    Ok(Plan {
+        migration: migration.name.clone(),
+        engine: format!("SQLite {}", version_text(env.version)),
+        table: schema.name.clone(),
+        column: add.column.clone(),
+        single_step: decided.single_step,
+        notes,
+        fill: decided.fill.clone(),
+        objects: decided.objects.clone(),
+        steps,
+    })
+}
+
+fn write_lock(held: &str) -> LockLevel {
+    LockLevel {
+        mode: "write lock (whole database)".into(),
+        held: held.into(),
+        blocks_writes: true,
+        blocks_reads: false,
+    }
+}
+
+fn no_lock() -> LockLevel {
+    LockLevel {
+        mode: "none (reads only)".into(),
+        held: "-".into(),
+        blocks_writes: false,
+        blocks_reads: false,
+    }
+}
+
+/// SQLite's step list for a decided migration.
+fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
+    let t = quote(&schema.name);
+    let c = quote(&add.column);
+    let brief = "a few milliseconds (catalog only)";
+    let mut steps = Vec::new();
+
+    if let (true, Some(fill)) = (add.not_null, &d.fill) {
+        steps.push(Step {
+            phase: Phase::Check,
+            action: Action::NullPreflight,
+            summary: "count existing rows whose value would be NULL".into(),
+            sql: vec![format!("SELECT count(*) FROM {t} WHERE ({}) IS NULL", fill.expr)],
+            lock: no_lock(),
+            cost: Cost::Scan,
+            reason: "the column is NOT NULL: if the expression yields NULL for some rows, complete could never succeed, so start refuses before changing anything".into(),
+            undo: vec![],
+            undo_cost: None,
+        });
+    }
+
+    // Expand.
+    let mut def = format!("ALTER TABLE {t} ADD COLUMN {c} {}", add.data_type);
+    if d.not_null_at_expand {
+        def.push_str(" NOT NULL");
+    }
+    if let Some(lit) = &d.expand_default {
+        def.push_str(&format!(" DEFAULT {lit}"));
+    }
+    if let Some(r) = &add.references {
+        def.push_str(&format!(" REFERENCES {}", quote(&r.table)));
+        if let Some(col) = &r.column {
+            def.push_str(&format!("({})", quote(col)));
+        }
+    }
+    let mut reason = if d.single_step {
+        "SQLite adds a column by editing the schema only: existing rows read the default without being rewritten".to_string()
+    } else if d.fill.is_some() {
+        "added nullable and without a default, so the backfill can find the rows it has not filled yet".to_string()
+    } else {
+        "SQLite adds a column by editing the schema only; old rows read its default".to_string()
+    };
+    if add.references.is_some() {
+        reason.push_str(
+            "; REFERENCES goes on here, the only moment SQLite allows it (with a NULL default)",
+        );
+    }
+    steps.push(Step {
+        phase: Phase::Expand,
+        action: Action::Ddl,
+        summary: format!("add column {} to {}", add.column, schema.name),
+        sql: vec![def],
+        lock: write_lock(brief),
+        cost: Cost::CatalogOnly,
+        reason,
+        undo: vec![format!("ALTER TABLE {t} DROP COLUMN {c}")],
+        undo_cost: Some(Cost::Rewrite),
+    });
+
+    // Dual-write.
+    if let Some(fill) = &d.fill {
+        let key_match = fill
+            .key
+            .iter()
+            .map(|k| format!("{} = NEW.{}", quote(k), quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let set = format!("UPDATE {t} SET {c} = ({}) WHERE {key_match};", fill.expr);
+        let counter = d.objects.guard_counter.as_ref().map(|k| {
+            format!(
+                "UPDATE {} SET n = n + 1 WHERE key = {};",
+                quote(COUNTER_TABLE),
+                literal(k)
+            )
+        });
+        let mut sql = Vec::new();
+        let mut undo = Vec::new();
+        if let Some(k) = &d.objects.guard_counter {
+            sql.push(format!(
+                "INSERT OR REPLACE INTO {}(key, n) VALUES ({}, 0)",
+                quote(COUNTER_TABLE),
+                literal(k)
+            ));
+        }
+        let ins = &d.objects.triggers[0];
+        sql.push(format!(
+            "CREATE TRIGGER {} AFTER INSERT ON {t} FOR EACH ROW WHEN NEW.{c} IS NULL BEGIN {set}{} END",
+            quote(ins),
+            counter.map(|u| format!(" {u}")).unwrap_or_default()
+        ));
+        undo.push(format!("DROP TRIGGER IF EXISTS {}", quote(ins)));
+        if let Some(upd) = d.objects.triggers.get(1) {
+            let cols = fill
+                .source_columns
+                .iter()
+                .map(|s| quote(s))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push(format!(
+                "CREATE TRIGGER {} AFTER UPDATE OF {cols} ON {t} FOR EACH ROW WHEN NEW.{c} IS OLD.{c} BEGIN {set} END",
+                quote(upd)
+            ));
+            undo.push(format!("DROP TRIGGER IF EXISTS {}", quote(upd)));
+        }
+        if let Some(k) = &d.objects.guard_counter {
+            undo.push(format!(
+                "DELETE FROM {} WHERE key = {}",
+                quote(COUNTER_TABLE),
+                literal(k)
+            ));
+        }
+        steps.push(Step {
+            phase: Phase::DualWrite,
+            action: Action::Ddl,
+            summary: "install dual-write triggers".into(),
+            sql,
+            lock: write_lock(brief),
+            cost: Cost::CatalogOnly,
+            reason: format!(
+                "rows written during the migration get the new column's value even from application versions that do not know it: on INSERT when left NULL{}; AFTER triggers, in SQL that SQLite 3.40 accepts too",
+                if fill.source_columns.is_empty() { String::new() } else { format!(", and on UPDATE of {} when the writer did not change it", fill.source_columns.join(", ")) }
+            ),
+            undo,
+            undo_cost: Some(Cost::CatalogOnly),
+        });
+
+        // Backfill.
+        let (select, update) = Sqlite::batch_sql(
+            &Plan {
+                migration: String::new(),
+                engine: String::new(),
+                table: schema.name.clone(),
+                column: add.column.clone(),
+                single_step: false,
+                notes: vec![],
+                fill: Some(fill.clone()),
+                objects: Default::default(),
+                steps: vec![],
+            },
+            false,
+            fill.capture_once,
+        );
+        steps.push(Step {
+            phase: Phase::Backfill,
+            action: Action::Backfill,
+            summary: format!(
+                "fill existing rows in keyset batches over {}{}",
+                fill.key.join(", "),
+                if fill.capture_once { " with one value taken at expand" } else { "" }
+            ),
+            sql: vec!["BEGIN IMMEDIATE".into(), select, update, "COMMIT".into()],
+            lock: write_lock("one batch at a time (--batch-time, default 5ms), released between batches"),
+            cost: Cost::Batched,
+            reason: "short transactions let application writers in between batches; the cursor is saved with each batch, so a crash resumes where it stopped; only rows still NULL are written, so values set by writers are kept".into(),
+            undo: vec![],
+            undo_cost: None,
+        });
+    }
+
+    // Contract.
+    if d.guard {
+        steps.push(Step {
+            phase: Phase::Contract,
+            action: Action::QuietPeriod,
+            summary: "wait until no application INSERT leaves the column NULL (--quiet-period)".into(),
+            sql: vec![format!(
+                "SELECT n FROM {} WHERE key = {}",
+                quote(COUNTER_TABLE),
+                literal(d.objects.guard_counter.as_deref().unwrap_or_default())
+            )],
+            lock: no_lock(),
+            cost: Cost::None,
+            reason: "once the triggers are gone only writers that set the column keep it right; an INSERT that left it NULL shows an old application version is still running".into(),
+            undo: vec![],
+            undo_cost: None,
+        });
+    }
+    if add.not_null && d.fill.is_some() {
+        steps.push(Step {
+            phase: Phase::Contract,
+            action: Action::NullSweep,
+            summary: "fill rows still NULL, then count them".into(),
+            sql: vec![format!("SELECT count(*) FROM {t} WHERE {c} IS NULL")],
+            lock: write_lock("one batch at a time"),
+            cost: Cost::Scan,
+            reason: "a last sweep before NOT NULL goes on; complete refuses, with the count, if the expression still yields NULL".into(),
+            undo: vec![],
+            undo_cost: None,
+        });
+    }
+    if add.not_null && !d.not_null_at_expand {
+        steps.push(Step {
+            phase: Phase::Contract,
+            action: Action::Ddl,
+            summary: "set NOT NULL".into(),
+            sql: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")],
+            lock: write_lock("one pass over the table (SQLite verifies every row)"),
+            cost: Cost::Scan,
+            reason:
+                "SQLite 3.53+ adds NOT NULL in place, verifying existing rows under the write lock"
+                    .into(),
+            undo: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")],
+            undo_cost: Some(Cost::CatalogOnly),
+        });
+    }
+    if let (Some(check), Some(name)) = (&add.check, &d.objects.check) {
+        steps.push(Step {
+            phase: Phase::Contract,
+            action: Action::Ddl,
+            summary: format!("add CHECK {name}"),
+            sql: vec![format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({check})",
+                quote(name)
+            )],
+            lock: write_lock("one pass over the table (SQLite verifies every row)"),
+            cost: Cost::Scan,
+            reason: "added only after the backfill, so it judges final values".into(),
+            undo: vec![format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(name))],
+            undo_cost: Some(Cost::CatalogOnly),
+        });
+    }
+    for (name, unique) in [(&d.objects.unique_index, true), (&d.objects.index, false)] {
+        if let Some(name) = name {
+            steps.push(Step {
+                phase: Phase::Contract,
+                action: Action::Ddl,
+                summary: format!("create {}index {name}", if unique { "unique " } else { "" }),
+                sql: vec![format!(
+                    "CREATE {}INDEX {} ON {t}({c})",
+                    if unique { "UNIQUE " } else { "" },
+                    quote(name)
+                )],
+                lock: write_lock(
+                    "one pass over the table plus a sort (SQLite has no online index build)",
+                ),
+                cost: Cost::Scan,
+                reason: if unique {
+                    "SQLite cannot add a UNIQUE column; a unique index enforces the same rule"
+                        .into()
+                } else {
+                    "the requested secondary index".into()
+                },
+                undo: vec![format!("DROP INDEX IF EXISTS {}", quote(name))],
+                undo_cost: Some(Cost::CatalogOnly),
+            });
+        }
+    }
+    if add.references.is_some() {
+        steps.push(Step {
+            phase: Phase::Contract,
+            action: Action::ForeignKeyCheck,
+            summary: "verify every row's reference".into(),
+            sql: vec![format!("PRAGMA foreign_key_check({t})")],
+            lock: no_lock(),
+            cost: Cost::Scan,
+            reason: "SQLite never checked the existing rows' new values; complete refuses while any points at a missing row".into(),
+            undo: vec![],
+            undo_cost: None,
+        });
+    }
+    if !d.single_step {
+        let mut sql = Vec::new();
+        if let Some(def) = &d.default_at_complete {
+            sql.push("PRAGMA writable_schema = ON".to_string());
+            sql.push(format!(
+                "UPDATE sqlite_schema SET sql = <the table's CREATE TABLE with DEFAULT {}> WHERE type = 'table' AND name = {}",
+                schema_edit::default_clause(def, d.default_kind == Some(DefaultKind::Literal)),
+                literal(&schema.name)
+            ));
+            sql.push("PRAGMA schema_version = <current + 1>".to_string());
+            sql.push("PRAGMA writable_schema = OFF".to_string());
+        }
+        for trg in &d.objects.triggers {
+            sql.push(format!("DROP TRIGGER IF EXISTS {}", quote(trg)));
+        }
+        if let Some(k) = &d.objects.guard_counter {
+            sql.push(format!(
+                "DELETE FROM {} WHERE key = {}",
+                quote(COUNTER_TABLE),
+                literal(k)
+            ));
+        }
+        if !sql.is_empty() {
+            steps.push(Step {
+                phase: Phase::Contract,
+                action: Action::Finish,
+                summary: match (&d.default_at_complete, d.objects.triggers.is_empty()) {
+                    (Some(_), false) => "set the default and drop the triggers, in one transaction".into(),
+                    (Some(_), true) => "set the default".into(),
+                    (None, _) => "drop the triggers".into(),
+                },
+                sql,
+                lock: write_lock(brief),
+                cost: Cost::CatalogOnly,
+                reason: if d.default_at_complete.is_some() {
+                    "SQLite has no ALTER COLUMN … SET DEFAULT: its documented schema-edit procedure changes the default without touching rows; the triggers go in the same transaction, so no write falls between them".into()
+                } else {
+                    "the scaffolding comes off; writers now set the column themselves".into()
+                },
+                undo: vec![],
+                undo_cost: None,
+            });
+        }
+    }
+    steps
+}
+
+impl Engine for Sqlite {
+    fn label(&self) -> String {
+        format!("SQLite {}", version_text(rusqlite::version_number()))
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            lock_timeout: Duration::from_millis(200),
+            lock_budget: Duration::from_secs(600),
+            batch_time: Duration::from_millis(5),
+            quiet_period: Duration::from_secs(10),
+        }
+    }
+
+    fn plan(&mut self, migration: &Migration) -> Result<Plan> {
+        let add = migration.add_column();
+        let schema = self.table_schema(&add.table)?;
+        let plan = build_plan(migration, &schema, &self.env()?)?;
+        self.validate_against_db(add, &schema)?;
+        Ok(plan)
+    }
+
+    fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {
+        let mode = self.env()?.journal_mode;
+        if mode == "wal" {
+            return Ok(());
+        }
+        if settings.wal {
+            self.conn
+                .busy_timeout(Duration::from_secs(5))
+                .map_err(|e| sqlite_err("setting busy_timeout", e))?;
+            let now: String = self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| sqlite_err("switching to WAL", e))?;
+            if !now.eq_ignore_ascii_case("wal") {
+                return Err(Error::Refused(format!(
+                    "could not switch `{}` to WAL (it stayed `{now}`)",
+                    self.path.display()
+                )));
+            }
+            emit(Event::Note(format!(
+                "switched `{}` from journal mode {mode} to WAL (a lasting change)",
+                self.path.display()
+            )));
+            return Ok(());
+        }
+        if settings.allow_rollback_journal {
+            emit(Event::Note(format!(
+                "journal mode {mode}: readers will wait while each batch commits (--allow-rollback-journal)"
+            )));
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "`{}` is in journal mode {mode}, where every batch commit blocks readers; pass --wal to switch it to WAL (a lasting change, the usual setting for a live SQLite database) or --allow-rollback-journal to accept the stalls",
+            self.path.display()
+        )))
+    }
+
+    fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>> {
+        let lock_path = PathBuf::from(format!("{}-zerodown.lock", self.path.display()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot open lock file `{}`: {e}",
+                    lock_path.display()
+                ))
+            })?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    use std::io::Write;
+                    let _ = file.set_len(0);
+                    let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+                    return Ok(Box::new(FileLock { _file: file }));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if started.elapsed() >= wait {
+                        let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                        return Err(Error::Busy(format!(
+                            "another zerodown (pid {}) is driving a migration on `{}` (lock file `{}`); wait for it, or stop it with Ctrl-C",
+                            pid.trim(),
+                            self.path.display(),
+                            lock_path.display()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::Io(format!(
+                        "cannot lock `{}`: {e}",
+                        lock_path.display()
+                    )));
+                }
+            }
+        }
+    }
+
+    fn ensure_state_table(&mut self) -> Result<()> {
+        if self.state_table_exists()? {
+            return Ok(());
+        }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {st} (
+               id INTEGER PRIMARY KEY,
+               name TEXT NOT NULL,
+               spec TEXT NOT NULL,
+               plan TEXT NOT NULL,
+               status TEXT NOT NULL,
+               next_step INTEGER NOT NULL DEFAULT 0,
+               cursor TEXT,
+               hi TEXT,
+               captured TEXT,
+               rows_done INTEGER NOT NULL DEFAULT 0,
+               rows_total INTEGER,
+               cancel_requested INTEGER NOT NULL DEFAULT 0,
+               run_id TEXT,
+               heartbeat TEXT,
+               created_at TEXT NOT NULL,
+               updated_at TEXT NOT NULL,
+               completed_at TEXT,
+               timings TEXT NOT NULL DEFAULT '{{}}'
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS {ix} ON {st}(name) WHERE status <> 'rolled-back';
+             CREATE TABLE IF NOT EXISTS {ct} (key TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0);",
+            st = quote(STATE_TABLE),
+            ix = quote("_zerodown_migrations_active_name"),
+            ct = quote(COUNTER_TABLE),
+        );
+        let guard = LockGuardSettings {
+            timeout: Duration::from_millis(200),
+            budget: Duration::from_secs(60),
+        };
+        self.write_tx("creating the state table", &guard, &mut |_| {}, |c| {
+            c.execute_batch(&sql)
+                .map_err(|e| sqlite_err("creating the state table", e))
+        })
+    }
+
+    fn states(&mut self) -> Result<Vec<StateRow>> {
+        if !self.state_table_exists()? {
+            return Ok(vec![]);
+        }
+        self.state_row("", &[])
+    }
+
+    fn insert_state(&mut self, name: &str, spec: &str, plan: &Plan) -> Result<i64> {
+        let json = serde_json::to_string(plan).expect("a plan serializes");
+        self.conn.busy_timeout(Duration::from_secs(5)).ok();
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT INTO {} (name, spec, plan, status, created_at, updated_at, run_id)
+                     VALUES (?1, ?2, ?3, 'started', {now}, {now}, ?4)",
+                    quote(STATE_TABLE),
+                    now = now_text()
+                ),
+                rusqlite::params![name, spec, json, format!("pid-{}", std::process::id())],
+            )
+            .map_err(|e| sqlite_err("recording the migration", e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn set_status(&mut self, id: i64, status: Status) -> Result<()> {
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET status = ?1, updated_at = {now}, completed_at = CASE WHEN ?1 = 'completed' THEN {now} ELSE completed_at END WHERE id = ?2",
+                quote(STATE_TABLE),
+                now = now_text()
+            ),
+            &[&status.label(), &id],
+        )
+    }
+
+    fn request_cancel(&mut self, id: i64, on: bool) -> Result<()> {
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET cancel_requested = ?1 WHERE id = ?2",
+                quote(STATE_TABLE)
+            ),
+            &[&on, &id],
+        )
+    }
+
+    fn add_timing(&mut self, id: i64, phase: &str, seconds: f64) -> Result<()> {
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET timings = json_set(timings, '$.' || json_quote(?1), coalesce(json_extract(timings, '$.' || json_quote(?1)), 0) + ?2) WHERE id = ?3",
+                quote(STATE_TABLE)
+            ),
+            &[&phase, &seconds, &id],
+        )
+    }
+
+    fn heartbeat(&mut self, id: i64) -> Result<()> {
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET heartbeat = {now}, run_id = ?1 WHERE id = ?2",
+                quote(STATE_TABLE),
+                now = now_text()
+            ),
+            &[&format!("pid-{}", std::process::id()), &id],
+        )
+    }
+
+    fn run_ddl(
+        &mut self,
+        id: i64,
+        index: usize,
+        sql: &[String],
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let record = format!(
+            "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
+            quote(STATE_TABLE),
+            now_text()
+        );
+        self.write_tx(&format!("step {}", index + 1), guard, emit, |c| {
+            for s in sql {
+                c.execute_batch(s)
+                    .map_err(|e| Error::db(format!("running `{s}`"), e))?;
+            }
+            c.execute(&record, rusqlite::params![index as i64 + 1, id])
+                .map_err(|e| sqlite_err("recording the step", e))?;
+            Ok(())
+        })
+    }
+
+    fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
+                quote(STATE_TABLE),
+                now_text()
+            ),
+            &[&(index as i64 + 1), &id],
+        )
+    }
+
+    fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
+        let fill = plan.fill.as_ref().expect("a fill plan");
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE ({}) IS NULL",
+                    quote(&plan.table),
+                    fill.expr
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| sqlite_err("counting rows whose value would be NULL", e))
+    }
+
+    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+        let state = self
+            .state_row("WHERE id = ?1", &[&id])?
+            .pop()
+            .ok_or_else(|| Error::db("reading state", "the migration's row vanished"))?;
+        if state.hi.is_some() {
+            return Ok(state);
+        }
+        let fill = plan.fill.as_ref().expect("a fill plan");
+        let t = quote(&plan.table);
+        let keys = fill
+            .key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let desc = fill
+            .key
+            .iter()
+            .map(|k| format!("{} DESC", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hi: Option<Vec<KeyValue>> = self
+            .conn
+            .query_row(
+                &format!("SELECT {keys} FROM {t} ORDER BY {desc} LIMIT 1"),
+                [],
+                |r| {
+                    (0..fill.key.len())
+                        .map(|i| r.get::<_, Value>(i).map(from_value))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                },
+            )
+            .optional()
+            .map_err(|e| sqlite_err("finding the backfill's upper bound", e))?
+            .map(|v| v.into_iter().flatten().collect());
+        let total: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .map_err(|e| sqlite_err("counting rows", e))?;
+        let captured = if fill.capture_once {
+            let v: Value = self
+                .conn
+                .query_row(&format!("SELECT ({})", fill.expr), [], |r| r.get(0))
+                .map_err(|e| sqlite_err("evaluating the default once", e))?;
+            from_value(v)
+        } else {
+            None
+        };
+        // An empty table has nothing to fill: an empty upper bound marks the range as fixed.
+        let hi_json = serde_json::to_string(&hi.unwrap_or_default()).unwrap();
+        let cap_json = captured.map(|c| serde_json::to_string(&c).unwrap());
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET hi = ?1, rows_total = ?2, captured = ?3, updated_at = {} WHERE id = ?4 AND hi IS NULL",
+                quote(STATE_TABLE),
+                now_text()
+            ),
+            &[&hi_json, &total, &cap_json, &id],
+        )?;
+        self.state_row("WHERE id = ?1", &[&id])?
+            .pop()
+            .ok_or_else(|| Error::db("reading state", "the migration's row vanished"))
+    }
+
+    fn backfill_batch(
+        &mut self,
+        state: &StateRow,
+        batch_size: i64,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<BatchOutcome> {
+        let plan = &state.plan;
+        let hi = state.hi.clone().unwrap_or_default();
+        let started = Instant::now();
+        let before = self.read_data_version()?;
+        let others_writing = before != self.data_version;
+        if hi.is_empty() {
+            return Ok(BatchOutcome {
+                rows_scanned: 0,
+                rows_updated: 0,
+                new_cursor: state.cursor.clone(),
+                elapsed: started.elapsed(),
+                others_writing,
+                cancel_requested: state.cancel_requested,
+            });
+        }
+        let first = state.cursor.is_none();
+        let captured = state.captured.clone();
+        let capture_once = plan.fill.as_ref().is_some_and(|f| f.capture_once);
+        let (select, update) = Sqlite::batch_sql(plan, first, capture_once);
+        let n = hi.len();
+        let id = state.id;
+        let cursor = state.cursor.clone();
+        let save = format!(
+            "UPDATE {} SET cursor = ?1, rows_done = rows_done + ?2, heartbeat = {}, updated_at = {} WHERE id = ?3 RETURNING cancel_requested",
+            quote(STATE_TABLE),
+            now_text(),
+            now_text()
+        );
+        let (scanned, updated, new_cursor, cancel) =
+            self.write_tx("a backfill batch", guard, emit, |c| {
+                let mut params: Vec<Value> = Vec::new();
+                let mut skip_first = vec![];
+                if let Some(cur) = &cursor {
+                    skip_first.extend(cur.iter().map(to_value));
+                } else {
+                    skip_first.extend((0..n).map(|_| Value::Null));
+                }
+                params.extend(skip_first);
+                params.extend(hi.iter().map(to_value));
+                params.push(Value::Integer(batch_size));
+                let mut stmt = c
+                    .prepare_cached(&select)
+                    .map_err(|e| sqlite_err("preparing a batch", e))?;
+                let mut rows = stmt
+                    .query(params_from_iter(params.iter()))
+                    .map_err(|e| sqlite_err("reading a batch's keys", e))?;
+                let mut last: Option<Vec<Value>> = None;
+                let mut scanned = 0i64;
+                while let Some(r) = rows
+                    .next()
+                    .map_err(|e| sqlite_err("reading a batch's keys", e))?
+                {
+                    scanned += 1;
+                    last = Some(
+                        (0..n)
+                            .map(|i| r.get::<_, Value>(i))
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                            .map_err(|e| sqlite_err("reading a key", e))?,
+                    );
+                }
+                drop(rows);
+                let Some(end) = last else {
+                    return Ok((0, 0, cursor.clone(), false));
+                };
+                let mut up: Vec<Value> = Vec::new();
+                if let Some(cur) = &cursor {
+                    up.extend(cur.iter().map(to_value));
+                } else {
+                    up.extend((0..n).map(|_| Value::Null));
+                }
+                up.extend(end.iter().cloned());
+                up.push(match (&captured, capture_once) {
+                    (Some(v), true) => to_value(v),
+                    _ => Value::Null,
+                });
+                let mut ustmt = c
+                    .prepare_cached(&update)
+                    .map_err(|e| sqlite_err("preparing a batch", e))?;
+                // Numbered parameters: slots the statement does not use (the cursor on the first batch,
+                // the captured value when there is none) are simply not bound.
+                let count = ustmt.parameter_count();
+                for (i, v) in up.iter().enumerate().take(count) {
+                    ustmt
+                        .raw_bind_parameter(i + 1, v)
+                        .map_err(|e| sqlite_err("binding", e))?;
+                }
+                let updated = ustmt
+                    .raw_execute()
+                    .map_err(|e| Error::db("filling a batch", e))?
+                    as i64;
+                let new_cursor: Vec<KeyValue> = end.into_iter().filter_map(from_value).collect();
+                let cancel: bool = c
+                    .query_row(
+                        &save,
+                        rusqlite::params![serde_json::to_string(&new_cursor).unwrap(), scanned, id],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| sqlite_err("saving the cursor", e))?;
+                Ok((scanned, updated, Some(new_cursor), cancel))
+            })?;
+        self.data_version = self.read_data_version()?;
+        Ok(BatchOutcome {
+            rows_scanned: scanned,
+            rows_updated: updated,
+            new_cursor,
+            elapsed: started.elapsed(),
+            others_writing,
+            cancel_requested: cancel,
+        })
+    }
+
+    fn sweep_nulls(
+        &mut self,
+        state: &StateRow,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<i64> {
+        let plan = &state.plan;
+        let fill = plan.fill.as_ref().expect("a fill plan");
+        let t = quote(&plan.table);
+        let c = quote(&plan.column);
+        let key = fill
+            .key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let value = match (&state.captured, fill.capture_once) {
+            (Some(v), true) => to_value(v),
+            _ => Value::Null,
+        };
+        let set = if fill.capture_once {
+            "?1".to_string()
+        } else {
+            format!("({})", fill.expr)
+        };
+        // Small batches of the rows still NULL; each batch is its own short write transaction.
+        let update = format!(
+            "UPDATE {t} SET {c} = {set} WHERE ({key}) IN (SELECT {key} FROM {t} WHERE {c} IS NULL AND ({}) IS NOT NULL LIMIT 1000)",
+            if fill.capture_once {
+                "?1".to_string()
+            } else {
+                fill.expr.clone()
+            }
+        );
+        loop {
+            let n = self.write_tx("the final sweep", guard, emit, |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&update)
+                    .map_err(|e| sqlite_err("preparing the sweep", e))?;
+                if fill.capture_once {
+                    stmt.raw_bind_parameter(1, &value)
+                        .map_err(|e| sqlite_err("binding", e))?;
+                }
+                stmt.raw_execute()
+                    .map_err(|e| Error::db("the final sweep", e))
+            })?;
+            if n == 0 {
+                break;
+            }
+        }
+        self.conn
+            .query_row(
+                &format!("SELECT count(*) FROM {t} WHERE {c} IS NULL"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| sqlite_err("counting NULLs", e))
+    }
+
+    fn old_writer_count(&mut self, key: &str) -> Result<i64> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT coalesce((SELECT n FROM {} WHERE key = ?1), 0)",
+                    quote(COUNTER_TABLE)
+                ),
+                [key],
+                |r| r.get(0),
+            )
+            .map_err(|e| sqlite_err("reading the old-writer counter", e))
+    }
+
+    fn count_orphans(&mut self, plan: &Plan) -> Result<i64> {
+        let t = quote(&plan.table);
+        // The foreign key whose child column is ours.
+        let fk_id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM pragma_foreign_key_list(?1) WHERE \"from\" = ?2",
+                [&plan.table, &plan.column],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sqlite_err("reading foreign keys", e))?;
+        let Some(fk_id) = fk_id else { return Ok(0) };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA foreign_key_check({t})"))
+            .map_err(|e| sqlite_err("checking references", e))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| sqlite_err("checking references", e))?;
+        let mut n = 0;
+        while let Some(r) = rows
+            .next()
+            .map_err(|e| sqlite_err("checking references", e))?
+        {
+            if r.get::<_, i64>(3).unwrap_or(-1) == fk_id {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn finish(
+        &mut self,
+        state: &StateRow,
+        index: usize,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let plan = &state.plan;
+        let spec: crate::spec::Migration =
+            crate::spec::Migration::from_toml(&state.name, &state.spec, "state row")
+                .map_err(Error::from)?;
+        let add = spec.add_column().clone();
+        let step = &plan.steps[index];
+        let set_default = step
+            .sql
+            .iter()
+            .any(|s| s.starts_with("PRAGMA writable_schema"));
+        let plain: Vec<String> = step
+            .sql
+            .iter()
+            .filter(|s| !s.starts_with("PRAGMA ") && !s.starts_with("UPDATE sqlite_schema"))
+            .cloned()
+            .collect();
+        let table = plan.table.clone();
+        let column = plan.column.clone();
+        let default = add.default.clone();
+        let literal_default = default
+            .as_deref()
+            .map(|d| {
+                analyze_expr(d, Dialect::Sqlite, "default")
+                    .map(|i| i.is_literal)
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
+        let record = format!(
+            "UPDATE {} SET next_step = ?1, status = 'completed', completed_at = {now}, updated_at = {now} WHERE id = ?2",
+            quote(STATE_TABLE),
+            now = now_text()
+        );
+        let id = state.id;
+        self.write_tx("the final step", guard, emit, |c| {
+            if set_default && let Some(def) = &default {
+                schema_edit::set_column_default(c, &table, &column, def, literal_default)?;
+            }
+            for s in &plain {
+                c.execute_batch(s)
+                    .map_err(|e| Error::db(format!("running `{s}`"), e))?;
+            }
+            c.execute(&record, rusqlite::params![index as i64 + 1, id])
+                .map_err(|e| sqlite_err("recording completion", e))?;
+            Ok(())
+        })
+    }
+
+    fn run_undo(
+        &mut self,
+        id: i64,
+        index: usize,
+        sql: &[String],
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let record = format!(
+            "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
+            quote(STATE_TABLE),
+            now_text()
+        );
+        self.write_tx("a rollback step", guard, emit, |c| {
+            for s in sql {
+                c.execute_batch(s)
+                    .map_err(|e| Error::db(format!("running `{s}`"), e))?;
+            }
+            c.execute(&record, rusqlite::params![index as i64, id])
+                .map_err(|e| sqlite_err("recording the rollback step", e))?;
+            Ok(())
+        })
+    }
+
+    fn mark_rolled_back(&mut self, id: i64) -> Result<()> {
+        self.simple_update(
+            &format!(
+                "UPDATE {} SET status = 'rolled-back', updated_at = {} WHERE id = ?1",
+                quote(STATE_TABLE),
+                now_text()
+            ),
+            &[&id],
+        )
+    }
+}

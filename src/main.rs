@@ -1,0 +1,407 @@
+//! The `zerodown` command line: parses arguments, renders plans, progress and status. No SQL here.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use zerodown::{
+    DatabaseUrl, Event, Migration, Settings, StartOutcome, dialect_of, plan::render_text,
+};
+
+/// Add a column to a live database without downtime.
+///
+/// zerodown adds the column nullable through the engine's catalog-only path, keeps it filled with
+/// triggers while old and new application versions run side by side, backfills existing rows in short
+/// batches, and only then adds constraints and the default. Every lock is taken under a short timeout.
+///
+/// Typical use:
+///   zerodown plan     migrations/0042_users_tier.toml
+///   zerodown start    migrations/0042_users_tier.toml
+///   # deploy the application version that writes the new column
+///   zerodown complete 0042_users_tier
+#[derive(Parser)]
+#[command(name = "zerodown", version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    /// Target database: sqlite://path/app.db (relative), sqlite:///abs/app.db; postgres:// and mysql:// soon.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what `start` and `complete` will do, step by step, and what each step locks. Changes nothing.
+    Plan {
+        #[command(flatten)]
+        source: Source,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Expand, install dual-write triggers and backfill; blocks until the backfill is done.
+    /// Safe to interrupt (Ctrl-C stops after the current batch) and to run again: it resumes.
+    Start {
+        #[command(flatten)]
+        source: Source,
+        #[command(flatten)]
+        tuning: Tuning,
+        /// SQLite: switch the database to WAL first (a lasting change; readers then never wait for batches).
+        #[arg(long)]
+        wal: bool,
+        /// SQLite: run in rollback-journal mode anyway; readers wait while each batch commits.
+        #[arg(long)]
+        allow_rollback_journal: bool,
+    },
+    /// Where migrations stand: phase, rows done, rate, ETA, old application versions still writing.
+    Status {
+        /// A migration's name; without it, every migration, one line each.
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Add constraints and the default, then remove the triggers. Refuses while the backfill is
+    /// unfinished or while old application versions still insert rows without the column.
+    Complete {
+        name: String,
+        #[command(flatten)]
+        tuning: Tuning,
+        /// How long no INSERT may leave the column NULL before completing [default: 10s].
+        #[arg(long, value_parser = parse_duration)]
+        quiet_period: Option<Duration>,
+        /// Complete even if old application versions are still seen writing.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Undo everything zerodown added for a migration, any time before `complete` has finished.
+    /// A running `start` is asked to stop first. The old columns' data is never touched.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// The whole story on a temporary SQLite database under live traffic, with a verdict at the end.
+    Demo {
+        /// Rows in the demo table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Keep the demo database at this path instead of a temporary directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct Source {
+    /// A migration file: NAME.toml ([add_column] table) or NAME.sql (one ALTER TABLE … ADD COLUMN).
+    #[arg(required_unless_present = "sql")]
+    migration: Option<PathBuf>,
+    /// The migration as one SQL statement instead of a file; needs --name.
+    #[arg(long, conflicts_with = "migration", requires = "name")]
+    sql: Option<String>,
+    /// The migration's name with --sql (a file's name is its stem).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct Tuning {
+    /// Longest a DDL statement or batch waits for a lock per attempt [SQLite default: 200ms].
+    #[arg(long, value_parser = parse_duration)]
+    lock_timeout: Option<Duration>,
+    /// Total time to keep retrying a lock, with jittered backoff [default: 10m].
+    #[arg(long, value_parser = parse_duration)]
+    lock_budget: Option<Duration>,
+    /// Target time of one backfill batch; the batch size adapts to it [SQLite default: 5ms].
+    #[arg(long, value_parser = parse_duration)]
+    batch_time: Option<Duration>,
+    /// Fixed rest between batches [SQLite default: adaptive — only while other connections write].
+    #[arg(long, value_parser = parse_duration)]
+    pause: Option<Duration>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 200ms, 5s, 10m)"))
+}
+
+fn database_url(cli: &Cli) -> Result<DatabaseUrl> {
+    let Some(raw) = cli.database_url.as_deref() else {
+        bail!("no database given: pass --database-url sqlite://path/app.db or set DATABASE_URL");
+    };
+    Ok(DatabaseUrl::parse(raw)?)
+}
+
+fn load(source: &Source, url: &DatabaseUrl) -> Result<Migration> {
+    let dialect = dialect_of(url);
+    match (&source.migration, &source.sql, &source.name) {
+        (Some(path), _, _) => Ok(Migration::load(path, dialect)?),
+        (None, Some(sql), Some(name)) => {
+            zerodown::spec::validate_name(name)?;
+            Ok(Migration::from_sql(name, sql, dialect, "--sql")?)
+        }
+        _ => bail!("give a migration file, or --sql \"ALTER TABLE …\" with --name"),
+    }
+}
+
+fn settings(t: &Tuning) -> Settings {
+    Settings {
+        lock_timeout: t.lock_timeout,
+        lock_budget: t.lock_budget,
+        batch_time: t.batch_time,
+        pause: t.pause,
+        ..Settings::default()
+    }
+}
+
+/// Renders library events: an indicatif bar on a terminal, plain lines otherwise.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    tty: bool,
+    last_line: std::time::Instant,
+}
+
+impl Reporter {
+    fn new() -> Reporter {
+        Reporter {
+            bar: None,
+            tty: std::io::stderr().is_terminal(),
+            last_line: std::time::Instant::now() - Duration::from_secs(60),
+        }
+    }
+
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::StepStarted { index, total, step } => {
+                self.say(&format!(
+                    "[{}/{}] {}: {}",
+                    index + 1,
+                    total,
+                    step.phase.label(),
+                    step.summary
+                ));
+            }
+            Event::StepDone { elapsed, .. } => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                self.say(&format!("      done in {elapsed:.1?}"));
+            }
+            Event::LockRetry {
+                attempt,
+                waited,
+                blocker,
+            } => {
+                self.say(&format!(
+                    "      lock busy (attempt {attempt}, waited {waited:.0?}): {blocker}; retrying"
+                ));
+            }
+            Event::Progress {
+                done,
+                total,
+                rows_per_sec,
+                eta,
+                batch_size,
+            } => {
+                if self.tty {
+                    let bar = self.bar.get_or_insert_with(|| {
+                        let b = ProgressBar::new(total as u64);
+                        b.set_style(
+                            ProgressStyle::with_template(
+                                "      {bar:40} {pos}/{len} rows ({percent}%) {msg}",
+                            )
+                            .expect("a valid template"),
+                        );
+                        b
+                    });
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    bar.set_message(format!(
+                        "{:.0} rows/s, ETA {}, batch {batch_size}",
+                        rows_per_sec,
+                        eta.map(
+                            |d| humantime::format_duration(Duration::from_secs(d.as_secs()))
+                                .to_string()
+                        )
+                        .unwrap_or_else(|| "?".into())
+                    ));
+                } else if self.last_line.elapsed() >= Duration::from_secs(2) || done >= total {
+                    self.last_line = std::time::Instant::now();
+                    eprintln!(
+                        "      {done}/{total} rows ({:.1}%), {:.0} rows/s, ETA {}",
+                        if total > 0 {
+                            100.0 * done as f64 / total as f64
+                        } else {
+                            100.0
+                        },
+                        rows_per_sec,
+                        eta.map(|d| format!("{}s", d.as_secs()))
+                            .unwrap_or_else(|| "?".into())
+                    );
+                }
+            }
+            Event::Note(n) => self.say(&format!("note: {n}")),
+        }
+    }
+}
+
+fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user insists. Every step is transactional or resumable.
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once)…");
+    });
+    flag
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        let code = match e.downcast_ref::<zerodown::Error>() {
+            Some(zerodown::Error::Interrupted(_)) => 130,
+            Some(zerodown::Error::Refused(_) | zerodown::Error::WrongPhase(_)) => 3,
+            _ => 1,
+        };
+        std::process::exit(code);
+    }
+}
+
+fn run() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ZERODOWN_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Demo { rows, keep } => {
+            let summary = zerodown::demo::run(&zerodown::demo::DemoOptions {
+                rows: *rows,
+                keep: keep.clone(),
+                ..Default::default()
+            })
+            .context("the demo failed")?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Plan { source, format } => {
+            let url = database_url(&cli)?;
+            let migration = load(source, &url)?;
+            let plan = zerodown::plan(&url, &migration)?;
+            match format {
+                Format::Text => print!("{}", render_text(&plan)),
+                Format::Json => println!("{}", plan.to_json()),
+            }
+            Ok(())
+        }
+        Command::Start {
+            source,
+            tuning,
+            wal,
+            allow_rollback_journal,
+        } => {
+            let url = database_url(&cli)?;
+            let migration = load(source, &url)?;
+            let mut s = settings(tuning);
+            s.wal = *wal;
+            s.allow_rollback_journal = *allow_rollback_journal;
+            let cancel = ctrl_c_flag();
+            let mut reporter = Reporter::new();
+            let outcome =
+                zerodown::start(&url, &migration, &s, &mut |e| reporter.event(e), &cancel)?;
+            match outcome {
+                StartOutcome::Completed => println!("`{}` is completed.", migration.name),
+                StartOutcome::Backfilled { rows } => println!(
+                    "`{}` is backfilled ({rows} rows). Deploy the application version that writes `{}`, then run `zerodown complete {}`.",
+                    migration.name,
+                    migration.add_column().column,
+                    migration.name
+                ),
+            }
+            Ok(())
+        }
+        Command::Status { name, format } => {
+            let url = database_url(&cli)?;
+            let reports = zerodown::status(&url, name.as_deref())?;
+            if *format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+                return Ok(());
+            }
+            if reports.is_empty() {
+                println!("no migrations recorded in {}", url.redacted());
+            }
+            for r in reports {
+                let progress = match (r.rows_total, r.percent) {
+                    (Some(t), Some(p)) => format!(", {}/{} rows ({p:.1}%)", r.rows_done, t),
+                    (Some(t), None) => format!(", {}/{} rows", r.rows_done, t),
+                    _ => String::new(),
+                };
+                let rate = r
+                    .rate
+                    .map(|x| format!(", {x:.0} rows/s"))
+                    .unwrap_or_default();
+                let eta = r
+                    .eta_seconds
+                    .map(|x| format!(", ETA {x:.0}s"))
+                    .unwrap_or_default();
+                let old = r
+                    .old_writer_inserts
+                    .map(|n| format!(", old-writer inserts: {n}"))
+                    .unwrap_or_default();
+                println!(
+                    "{}: {} (phase {}, step {}/{}) {}.{}{progress}{rate}{eta}{old}",
+                    r.name,
+                    r.status.label(),
+                    r.phase,
+                    r.step.min(r.steps),
+                    r.steps,
+                    r.table,
+                    r.column
+                );
+            }
+            Ok(())
+        }
+        Command::Complete {
+            name,
+            tuning,
+            quiet_period,
+            force,
+        } => {
+            let url = database_url(&cli)?;
+            let mut s = settings(tuning);
+            s.quiet_period = *quiet_period;
+            s.force = *force;
+            let cancel = ctrl_c_flag();
+            let mut reporter = Reporter::new();
+            zerodown::complete(&url, name, &s, &mut |e| reporter.event(e), &cancel)?;
+            println!("`{name}` is completed.");
+            Ok(())
+        }
+        Command::Rollback { name, tuning } => {
+            let url = database_url(&cli)?;
+            let s = settings(tuning);
+            let mut reporter = Reporter::new();
+            zerodown::rollback(&url, name, &s, &mut |e| reporter.event(e))?;
+            println!("`{name}` is rolled back; the name is free again.");
+            Ok(())
+        }
+    }
+}

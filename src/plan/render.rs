@@ -1,0 +1,99 @@
+//! A plan as text for people: numbered steps with SQL, lock, cost and reason, then the rollback path.
+
+use super::{Cost, Phase, Plan};
+use std::fmt::Write;
+
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan for `{}`: add column `{}` to `{}` on {}",
+        plan.migration, plan.column, plan.table, plan.engine
+    );
+    if plan.single_step {
+        let _ = writeln!(
+            out,
+            "One catalog-only statement: no backfill, no triggers, nothing to complete."
+        );
+    }
+    for n in &plan.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    let first_complete = plan.first_complete_step();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if i == first_complete && i > 0 {
+            let _ = writeln!(
+                out,
+                "\n-- `zerodown start` stops here. Deploy the application version that writes `{}`, then `zerodown complete {}` --",
+                plan.column, plan.migration
+            );
+        }
+        let _ = writeln!(out, "\n{:>2}. [{}] {}", i + 1, s.phase.label(), s.summary);
+        for sql in &s.sql {
+            for (j, line) in sql.lines().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "      {}{}",
+                    if j == 0 { "" } else { "  " },
+                    line.trim()
+                );
+            }
+        }
+        let blocks = match (s.lock.blocks_writes, s.lock.blocks_reads) {
+            (true, true) => "blocks reads and writes",
+            (true, false) => "blocks writes, not reads",
+            (false, _) => "blocks nothing",
+        };
+        let _ = writeln!(
+            out,
+            "      lock: {} — {}; held {}",
+            s.lock.mode, blocks, s.lock.held
+        );
+        let _ = writeln!(out, "      cost: {}", s.cost.label());
+        let _ = writeln!(out, "      why:  {}", s.reason);
+    }
+    let undo: Vec<(usize, &super::Step)> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.undo.is_empty())
+        .rev()
+        .collect();
+    if !undo.is_empty() && !plan.single_step {
+        let _ = writeln!(
+            out,
+            "\nRollback (`zerodown rollback {}`, any time before complete finishes) undoes the steps done, newest first:",
+            plan.migration
+        );
+        for (i, s) in undo {
+            let cost = s.undo_cost.unwrap_or(Cost::CatalogOnly);
+            let warn = if cost == Cost::Rewrite {
+                " — rewrites the table"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  undo {}: {} ({}{warn})",
+                i + 1,
+                s.undo.join("; "),
+                cost.label()
+            );
+        }
+    }
+    let scans: Vec<String> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.cost == Cost::Scan && s.lock.blocks_writes && s.phase != Phase::Check)
+        .map(|(i, s)| format!("{} ({})", i + 1, s.summary))
+        .collect();
+    if !scans.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSteps that hold the write lock for a whole pass over the table: {}",
+            scans.join(", ")
+        );
+    }
+    out
+}

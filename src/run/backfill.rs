@@ -1,0 +1,127 @@
+//! The backfill loop: keyset batches sized to a target batch time, with a pause that lets application
+//! writers in, progress events, and a clean stop after the current batch.
+
+use super::Ctx;
+use crate::engine::{Engine, Event, LockGuardSettings, StateRow};
+use crate::error::{Error, Result};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const MIN_BATCH: i64 = 10;
+const MAX_BATCH: i64 = 100_000;
+/// The longest a waiting SQLite writer's busy handler sleeps between tries.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// Next batch size: scaled towards the target time, at most doubling or halving per batch.
+pub fn next_batch_size(current: i64, elapsed: Duration, target: Duration) -> i64 {
+    let ratio = target.as_secs_f64() / elapsed.as_secs_f64().max(1e-6);
+    let factor = ratio.clamp(0.5, 2.0);
+    ((current as f64 * factor) as i64).clamp(MIN_BATCH, MAX_BATCH)
+}
+
+/// Adaptive pause: none while no other connection commits; while others write, long enough for a waiting
+/// writer to get its turn (about twice the batch's own lock hold), growing while writers keep arriving.
+pub fn next_pause(current: Duration, batch_elapsed: Duration, others_writing: bool) -> Duration {
+    if others_writing {
+        (batch_elapsed * 2)
+            .max(current)
+            .clamp(Duration::from_millis(1), MAX_PAUSE)
+    } else {
+        let half = current / 2;
+        if half < Duration::from_micros(500) {
+            Duration::ZERO
+        } else {
+            half
+        }
+    }
+}
+
+pub fn run(
+    engine: &mut dyn Engine,
+    state: &StateRow,
+    guard: &LockGuardSettings,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    let mut state = engine.begin_backfill(state.id, &state.plan)?;
+    let defaults = engine.defaults();
+    let target = ctx.settings.batch_time.unwrap_or(defaults.batch_time);
+    let total = state.rows_total.unwrap_or(0);
+    let mut batch_size: i64 = 100;
+    let mut pause = Duration::ZERO;
+    let started = Instant::now();
+    let done_at_start = state.rows_done;
+    loop {
+        if ctx.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted(format!(
+                "`{}` stopped after a clean batch ({} of {} rows); run `zerodown start` again to resume",
+                state.name, state.rows_done, total
+            )));
+        }
+        let outcome = engine.backfill_batch(&state, batch_size, guard, ctx.emit)?;
+        if outcome.rows_scanned == 0 {
+            return Ok(());
+        }
+        state.cursor = outcome.new_cursor.clone();
+        state.rows_done += outcome.rows_scanned;
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        let rate = (state.rows_done - done_at_start) as f64 / secs;
+        let left = (total - state.rows_done).max(0);
+        (ctx.emit)(Event::Progress {
+            done: state.rows_done.min(total.max(state.rows_done)),
+            total: total.max(state.rows_done),
+            rows_per_sec: rate,
+            eta: (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate)),
+            batch_size,
+        });
+        if outcome.cancel_requested {
+            return Err(Error::Interrupted(format!(
+                "`{}` stopped after a clean batch: a rollback asked it to",
+                state.name
+            )));
+        }
+        batch_size = next_batch_size(batch_size, outcome.elapsed, target);
+        pause = match ctx.settings.pause {
+            Some(fixed) => fixed,
+            None => next_pause(pause, outcome.elapsed, outcome.others_writing),
+        };
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_moves_towards_target_within_bounds() {
+        let t = Duration::from_millis(5);
+        assert_eq!(next_batch_size(100, Duration::from_millis(1), t), 200);
+        assert_eq!(next_batch_size(100, Duration::from_millis(20), t), 50);
+        assert_eq!(next_batch_size(100, Duration::from_millis(5), t), 100);
+        assert_eq!(next_batch_size(10, Duration::from_secs(1), t), MIN_BATCH);
+        assert_eq!(next_batch_size(MAX_BATCH, Duration::ZERO, t), MAX_BATCH);
+    }
+
+    #[test]
+    fn pause_only_while_others_write() {
+        let b = Duration::from_millis(5);
+        assert_eq!(
+            next_pause(Duration::ZERO, b, true),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            next_pause(Duration::from_millis(10), b, false),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            next_pause(Duration::from_micros(600), b, false),
+            Duration::ZERO
+        );
+        assert_eq!(
+            next_pause(Duration::ZERO, Duration::from_secs(1), true),
+            MAX_PAUSE
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Throwaway database servers for the integration tests.
+//!
+//! ```ignore
+//! mod support;
+//!
+//! #[test]
+//! fn adds_a_column() {
+//!     let Some(pg) = support::pg(15) else { return };   // None (one SKIP line) when not installed
+//!     let db = pg.fresh_database("adds_a_column");      // unique name, empty database
+//!     let mut client = db.connect();                     // postgres::Client, superuser
+//!     // db.url: postgres://postgres:zerodown@127.0.0.1:<port>/<name>
+//! }
+//! ```
+//!
+//! One server per engine and major per test process, shared by its tests, started on first use in a
+//! directory `/tmp/zd-XXXXXX` and stopped when the process exits (or dies: see `process.rs`). Tests
+//! that restart a server or need other settings take a dedicated one:
+//! [`PgServer::start_dedicated`], [`MariaDbServer::start_dedicated`].
+//!
+//! `ZERODOWN_REQUIRE_ENGINES=1` makes a missing engine a failure instead of a skip (CI sets it).
+//! Binaries come from Debian packages and from `scripts/install-test-deps.sh` (PostgreSQL 18).
+
+// Each test file uses its own part of this module.
+#![allow(dead_code, unused_imports)]
+
+pub mod mariadb;
+pub mod pg;
+pub mod process;
+
+pub use mariadb::{MariaDbOptions, MariaDbServer, MariaDbTestDb};
+pub use pg::{PgServer, PgTestDb};
+
+/// The shared PostgreSQL server of this test process for `major` (e.g. 15 from Debian, 18 from npm),
+/// started on first use. `None`, after one `SKIP:` line on stderr, when that major is not installed
+/// (a panic instead under `ZERODOWN_REQUIRE_ENGINES=1`).
+pub fn pg(major: u32) -> Option<&'static PgServer> {
+    pg::shared(major)
+}
+
+/// The shared server of the highest PostgreSQL major installed from Debian packages (15 on Debian 12).
+pub fn pg_debian() -> Option<&'static PgServer> {
+    match pg::debian_major() {
+        Some(major) => pg(major),
+        None => {
+            process::engine_missing(
+                "PostgreSQL (Debian package)",
+                "no /usr/lib/postgresql/*/bin",
+            );
+            None
+        }
+    }
+}
+
+/// The majors the tests cover: Debian's (15 on Debian 12) and 18 from npm.
+pub fn pg_majors() -> Vec<u32> {
+    let mut majors = vec![pg::debian_major().unwrap_or(15), pg::NPM_MAJOR];
+    majors.dedup();
+    majors
+}
+
+/// The shared MariaDB server of this test process (binary log off), started on first use. `None`,
+/// after one `SKIP:` line on stderr, when MariaDB is not installed.
+pub fn mariadb() -> Option<&'static MariaDbServer> {
+    mariadb::shared()
+}
