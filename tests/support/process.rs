@@ -477,8 +477,11 @@ pub fn unique_name(name: &str, max: usize) -> String {
 /// Shared state for lazily started, process-wide servers: one `OnceLock` per key, so that servers of
 /// different kinds start in parallel while tests wanting the same one wait for it.
 pub struct Lazy<T: 'static> {
-    slots: Mutex<Vec<(String, &'static OnceLock<Option<Result<T, String>>>)>>,
+    slots: Mutex<Vec<(String, &'static Slot<T>)>>,
 }
+
+/// `None`: engine not installed; `Some(Err)`: the start panicked with this message.
+type Slot<T> = OnceLock<Option<Result<T, String>>>;
 
 impl<T: Send + Sync + 'static> Lazy<T> {
     pub const fn new() -> Self {
@@ -496,7 +499,7 @@ impl<T: Send + Sync + 'static> Lazy<T> {
             match slots.iter().find(|(k, _)| k == key) {
                 Some((_, s)) => *s,
                 None => {
-                    let s: &'static OnceLock<_> = Box::leak(Box::new(OnceLock::new()));
+                    let s: &'static Slot<T> = Box::leak(Box::new(OnceLock::new()));
                     slots.push((key.to_string(), s));
                     s
                 }
