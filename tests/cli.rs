@@ -16,7 +16,11 @@ fn zerodown(db: &TestDb, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn write(dir: &Path, name: &str, body: &str) -> String {
@@ -60,7 +64,10 @@ fn start_child_mid_backfill(db: &TestDb, file: &str) -> std::process::Child {
     loop {
         let (done, total) = rows_done(db);
         if done > 2_000 {
-            assert!(done < total.unwrap(), "the backfill finished before the fault");
+            assert!(
+                done < total.unwrap(),
+                "the backfill finished before the fault"
+            );
             return child;
         }
         assert!(Instant::now() < deadline, "the backfill never got going");
@@ -84,7 +91,10 @@ fn kill_9_mid_backfill_then_start_resumes_where_it_stopped() {
     assert!(text(&out).contains("resuming"), "{}", text(&out));
     let (done, _) = rows_done(&db);
     // Every key was passed over exactly once across both runs: nothing redone from row one.
-    assert_eq!(done, total, "the second run must continue from the saved cursor");
+    assert_eq!(
+        done, total,
+        "the second run must continue from the saved cursor"
+    );
     assert_eq!(mismatches(&db.conn()), 0);
     let out = zerodown(&db, &["complete", "0042_tier", "--quiet-period", "0s"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -101,7 +111,11 @@ fn ctrl_c_stops_after_a_clean_batch_and_start_resumes() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     let out = zerodown(&db, &["status", "0042_tier"]);
-    assert!(text(&out).contains("started (phase backfill"), "{}", text(&out));
+    assert!(
+        text(&out).contains("started (phase backfill"),
+        "{}",
+        text(&out)
+    );
     let out = zerodown(&db, &["start", &file]);
     assert!(out.status.success(), "{}", text(&out));
     let (done, total) = rows_done(&db);
@@ -130,21 +144,38 @@ fn plan_status_and_json_formats() {
     let out = zerodown(&db, &["plan", &file]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
-    for want in ["[expand]", "[dual-write]", "[backfill]", "[contract]", "journal mode: wal", "Rollback", "lock:", "why:"] {
+    for want in [
+        "[expand]",
+        "[dual-write]",
+        "[backfill]",
+        "[contract]",
+        "journal mode: wal",
+        "Rollback",
+        "lock:",
+        "why:",
+    ] {
         assert!(t.contains(want), "plan lacks {want}:\n{t}");
     }
     let out = zerodown(&db, &["plan", &file, "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["column"], "tier");
     let out = zerodown(&db, &["status"]);
-    assert!(text(&out).contains("no migrations recorded"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no migrations recorded"),
+        "{}",
+        text(&out)
+    );
     assert!(zerodown(&db, &["start", &file]).status.success());
     let out = zerodown(&db, &["status", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["status"], "backfilled");
     assert_eq!(v[0]["rows_done"], 100);
     let out = zerodown(&db, &["status"]);
-    assert!(text(&out).contains("0042_tier: backfilled"), "{}", text(&out));
+    assert!(
+        text(&out).contains("0042_tier: backfilled"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -169,16 +200,75 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let dir = db.path.parent().unwrap().to_path_buf();
     let before = db.schema_sql();
     let cases: Vec<(String, Vec<&str>)> = vec![
-        (write(&dir, "m1.toml", "[add_column]\ntable = \"nope\"\ncolumn = \"c\"\ntype = \"text\"\n"), vec!["table `nope` not found", "accounts"]),
-        (write(&dir, "m2.toml", "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nbackfill = \"upper(nickname)\"\n"), vec!["nickname", "does not have"]),
-        (write(&dir, "m3.toml", "[add_column]\ntable = \"strict_t\"\ncolumn = \"c\"\ntype = \"varchar(10)\"\n"), vec!["STRICT", "varchar(10)"]),
-        (write(&dir, "m4.toml", "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nbackfill = \"no_such_fn(balance)\"\n"), vec!["does not compile", "no_such_fn"]),
-        (write(&dir, "m5.toml", "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nnot_null = yes\n"), vec!["m5.toml:5:12", "must be quoted"]),
-        (write(&dir, "m6.toml", "[add_column]\ntable = \"accounts\"\ncolumn = \"email\"\ntype = \"text\"\n"), vec!["already exists"]),
-        (write(&dir, "m7.toml", "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nbackfill = \"(SELECT 1)\"\n"), vec!["subqueries"]),
+        (
+            write(
+                &dir,
+                "m1.toml",
+                "[add_column]\ntable = \"nope\"\ncolumn = \"c\"\ntype = \"text\"\n",
+            ),
+            vec!["table `nope` not found", "accounts"],
+        ),
+        (
+            write(
+                &dir,
+                "m2.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nbackfill = \"upper(nickname)\"\n",
+            ),
+            vec!["nickname", "does not have"],
+        ),
+        (
+            write(
+                &dir,
+                "m3.toml",
+                "[add_column]\ntable = \"strict_t\"\ncolumn = \"c\"\ntype = \"varchar(10)\"\n",
+            ),
+            vec!["STRICT", "varchar(10)"],
+        ),
+        (
+            write(
+                &dir,
+                "m4.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nbackfill = \"no_such_fn(balance)\"\n",
+            ),
+            vec!["does not compile", "no_such_fn"],
+        ),
+        (
+            write(
+                &dir,
+                "m5.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nnot_null = yes\n",
+            ),
+            vec!["m5.toml:5:12", "must be quoted"],
+        ),
+        (
+            write(
+                &dir,
+                "m6.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"email\"\ntype = \"text\"\n",
+            ),
+            vec!["already exists"],
+        ),
+        (
+            write(
+                &dir,
+                "m7.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"text\"\nbackfill = \"(SELECT 1)\"\n",
+            ),
+            vec!["subqueries"],
+        ),
         (write(&dir, "m8.yaml", "x: 1\n"), vec![".toml or .sql"]),
-        (dir.join("missing.toml").display().to_string(), vec!["missing.toml"]),
-        (write(&dir, "m9.toml", "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"int\"\nnot_null = true\n"), vec!["no default and no backfill"]),
+        (
+            dir.join("missing.toml").display().to_string(),
+            vec!["missing.toml"],
+        ),
+        (
+            write(
+                &dir,
+                "m9.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"int\"\nnot_null = true\n",
+            ),
+            vec!["no default and no backfill"],
+        ),
     ];
     for (file, wants) in &cases {
         for cmd in ["plan", "start"] {
@@ -198,7 +288,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (vec!["rollback", "nope"], "no migration named `nope`"),
     ] {
         let out = zerodown(&db, &args);
-        assert!(!out.status.success() && text(&out).contains(want), "{args:?}: {}", text(&out));
+        assert!(
+            !out.status.success() && text(&out).contains(want),
+            "{args:?}: {}",
+            text(&out)
+        );
     }
 }
 
@@ -206,7 +300,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 fn bad_urls_and_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let not_sqlite = dir.path().join("notes.txt");
-    std::fs::write(&not_sqlite, "hello, this is not a database at all, just some text padding it out").unwrap();
+    std::fs::write(
+        &not_sqlite,
+        "hello, this is not a database at all, just some text padding it out",
+    )
+    .unwrap();
     let missing = dir.path().join("typo.db");
     let run = |url: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_zerodown"))
@@ -218,14 +316,30 @@ fn bad_urls_and_files_are_named() {
         text(&o)
     };
     let t = run(&format!("sqlite://{}", missing.display()));
-    assert!(t.contains("no SQLite database at") && t.contains("typo.db"), "{t}");
-    assert!(!missing.exists(), "a typo in a path must not create a database");
+    assert!(
+        t.contains("no SQLite database at") && t.contains("typo.db"),
+        "{t}"
+    );
+    assert!(
+        !missing.exists(),
+        "a typo in a path must not create a database"
+    );
     let t = run(&format!("sqlite://{}", not_sqlite.display()));
     assert!(t.contains("is not a SQLite database"), "{t}");
     let t = run("postgres://app:hunter2@db.internal/app");
-    assert!(t.contains("not supported yet") && !t.contains("hunter2"), "{t}");
+    assert!(
+        t.contains("not supported yet") && !t.contains("hunter2"),
+        "{t}"
+    );
     let t = run("mariadb://app:hunter2@db.internal/app");
-    assert!(t.contains("not supported yet") && !t.contains("hunter2"), "{t}");
-    let o = Command::new(env!("CARGO_BIN_EXE_zerodown")).args(["status"]).env_remove("DATABASE_URL").output().unwrap();
+    assert!(
+        t.contains("not supported yet") && !t.contains("hunter2"),
+        "{t}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_zerodown"))
+        .args(["status"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
     assert!(text(&o).contains("DATABASE_URL"), "{}", text(&o));
 }

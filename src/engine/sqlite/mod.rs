@@ -927,8 +927,8 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
             action: Action::NullSweep,
             summary: "fill rows still NULL, then count them".into(),
             sql: vec![format!("SELECT count(*) FROM {t} WHERE {c} IS NULL")],
-            lock: write_lock("one batch at a time"),
-            cost: Cost::Scan,
+            lock: write_lock("only while filling rows found NULL, in short batches; the search is a read"),
+            cost: Cost::Batched,
             reason: "a last sweep before NOT NULL goes on; complete refuses, with the count, if the expression still yields NULL".into(),
             undo: vec![],
             undo_cost: None,
@@ -1520,30 +1520,73 @@ impl Engine for Sqlite {
         } else {
             format!("({})", fill.expr)
         };
-        // Small batches of the rows still NULL; each batch is its own short write transaction.
-        let update = format!(
-            "UPDATE {t} SET {c} = {set} WHERE ({key}) IN (SELECT {key} FROM {t} WHERE {c} IS NULL AND ({}) IS NOT NULL LIMIT 1000)",
+        // Find rows still NULL with a read (no write lock: WAL readers never block writers), then fill
+        // what was found in short write transactions. Usually nothing is found and nothing is locked.
+        let n = fill.key.len();
+        let key_expr = if n == 1 {
+            key.clone()
+        } else {
+            format!("({key})")
+        };
+        let find = format!(
+            "SELECT {key} FROM {t} WHERE {c} IS NULL AND ({}) IS NOT NULL LIMIT 500",
             if fill.capture_once {
                 "?1".to_string()
             } else {
                 fill.expr.clone()
             }
         );
+        let params: Vec<String> = (2..n + 2).map(|i| format!("?{i}")).collect();
+        let key_params = if n == 1 {
+            params[0].clone()
+        } else {
+            format!("({})", params.join(", "))
+        };
+        let update =
+            format!("UPDATE {t} SET {c} = {set} WHERE {key_expr} = {key_params} AND {c} IS NULL");
         loop {
-            let n = self.write_tx("the final sweep", guard, emit, |conn| {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&find)
+                .map_err(|e| sqlite_err("preparing the sweep", e))?;
+            if fill.capture_once {
+                stmt.raw_bind_parameter(1, &value)
+                    .map_err(|e| sqlite_err("binding", e))?;
+            }
+            let mut rows = stmt.raw_query();
+            let mut keys: Vec<Vec<Value>> = Vec::new();
+            while let Some(r) = rows
+                .next()
+                .map_err(|e| sqlite_err("finding NULL rows", e))?
+            {
+                keys.push(
+                    (0..n)
+                        .map(|i| r.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map_err(|e| sqlite_err("reading a key", e))?,
+                );
+            }
+            drop(rows);
+            drop(stmt);
+            if keys.is_empty() {
+                break;
+            }
+            self.write_tx("the final sweep", guard, emit, |conn| {
                 let mut stmt = conn
                     .prepare_cached(&update)
                     .map_err(|e| sqlite_err("preparing the sweep", e))?;
-                if fill.capture_once {
+                for k in &keys {
                     stmt.raw_bind_parameter(1, &value)
                         .map_err(|e| sqlite_err("binding", e))?;
+                    for (i, v) in k.iter().enumerate() {
+                        stmt.raw_bind_parameter(i + 2, v)
+                            .map_err(|e| sqlite_err("binding", e))?;
+                    }
+                    stmt.raw_execute()
+                        .map_err(|e| Error::db("the final sweep", e))?;
                 }
-                stmt.raw_execute()
-                    .map_err(|e| Error::db("the final sweep", e))
+                Ok(())
             })?;
-            if n == 0 {
-                break;
-            }
         }
         self.conn
             .query_row(
