@@ -88,9 +88,21 @@ enum Command {
         /// Rows in the demo table.
         #[arg(long, default_value_t = 1_000_000)]
         rows: i64,
-        /// Keep the demo database at this path instead of a temporary directory.
+        /// Keep the demo database at this path (a new file) instead of a temporary directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// Application operations per second, half point reads, half writes [default: 400].
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Baseline traffic before the migration [default: 5s].
+        #[arg(long, value_parser = parse_duration)]
+        baseline: Option<Duration>,
+        /// Traffic after complete [default: 5s].
+        #[arg(long, value_parser = parse_duration)]
+        after: Option<Duration>,
+        /// complete's --quiet-period in the demo [default: 2s].
+        #[arg(long, value_parser = parse_duration)]
+        quiet_period: Option<Duration>,
     },
 }
 
@@ -292,12 +304,35 @@ fn run() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match &cli.command {
-        Command::Demo { rows, keep } => {
-            let summary = zerodown::demo::run(&zerodown::demo::DemoOptions {
+        Command::Demo {
+            rows,
+            keep,
+            rate,
+            baseline,
+            after,
+            quiet_period,
+        } => {
+            use zerodown::demo::{DemoOptions, Progress};
+            let d = DemoOptions::default();
+            let opts = DemoOptions {
                 rows: *rows,
                 keep: keep.clone(),
-                ..Default::default()
-            })
+                rate: rate.unwrap_or(d.rate),
+                baseline: baseline.unwrap_or(d.baseline),
+                after: after.unwrap_or(d.after),
+                quiet_period: quiet_period.unwrap_or(d.quiet_period),
+                ..d
+            };
+            let cancel = ctrl_c_flag();
+            let mut reporter = Reporter::new();
+            let summary = zerodown::demo::run(
+                &opts,
+                &mut |p| match p {
+                    Progress::Line(line) => reporter.say(&line),
+                    Progress::Event(e) => reporter.event(e),
+                },
+                &cancel,
+            )
             .context("the demo failed")?;
             println!("{summary}");
             Ok(())

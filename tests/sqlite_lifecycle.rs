@@ -77,7 +77,9 @@ fn derived_not_null_column_with_check_and_index() {
         "guard must refuse"
     );
     // …and accepted once no old writer inserts; the final sweep fills rows a writer set back to NULL.
-    db.conn().execute("UPDATE accounts SET tier = NULL WHERE id <= 5", []).unwrap();
+    db.conn()
+        .execute("UPDATE accounts SET tier = NULL WHERE id <= 5", [])
+        .unwrap();
     db.complete("0042_tier").unwrap();
     let c = db.conn();
     assert!(zd_triggers(&c).is_empty());
@@ -493,4 +495,100 @@ fn hostile_identifiers_are_harmless() {
         ),
         60
     );
+}
+
+#[test]
+fn lock_guard_retries_while_a_writer_holds_the_lock_then_gets_through() {
+    let db = TestDb::new(200);
+    let blocker = db.conn();
+    blocker
+        .execute_batch("BEGIN IMMEDIATE; UPDATE accounts SET balance = balance WHERE id = 1;")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        blocker.execute_batch("COMMIT").unwrap();
+    });
+    let mut retries = 0;
+    let r = zerodown::start(
+        &db.url,
+        &tier_migration(),
+        &zerodown::Settings {
+            lock_timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+        &mut |e| {
+            if let zerodown::Event::LockRetry { blocker, .. } = e {
+                assert!(blocker.contains("write lock"));
+                retries += 1;
+            }
+        },
+        &AtomicBool::new(false),
+    );
+    release.join().unwrap();
+    assert_eq!(r.unwrap(), StartOutcome::Backfilled { rows: 200 });
+    assert!(retries >= 2, "expected lock retries, saw {retries}");
+}
+
+#[test]
+fn lock_budget_exhausted_leaves_nothing_half_done() {
+    let db = TestDb::new(50);
+    let before = db.schema_sql();
+    let blocker = db.conn();
+    blocker
+        .execute_batch("BEGIN IMMEDIATE; UPDATE accounts SET balance = balance WHERE id = 1;")
+        .unwrap();
+    let r = db.start_with(&tier_migration(), |s| {
+        s.lock_timeout = Some(Duration::from_millis(30));
+        s.lock_budget = Some(Duration::from_millis(400));
+    });
+    let err = r.unwrap_err();
+    assert!(matches!(err, zerodown::Error::LockBudget(_)), "{err}");
+    assert!(err.to_string().contains("--lock-budget"), "{err}");
+    blocker.execute_batch("COMMIT").unwrap();
+    assert_eq!(db.schema_sql(), before);
+    // The recorded migration resumes (or rolls back) cleanly.
+    db.start(&tier_migration()).unwrap();
+    assert_eq!(mismatches(&db.conn()), 0);
+}
+
+#[test]
+fn two_drivers_never_run_the_same_database_at_once() {
+    let db = TestDb::new(20_000);
+    let url = db.url.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let first = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            zerodown::start(
+                &url,
+                &tier_migration(),
+                &zerodown::Settings {
+                    pause: Some(Duration::from_millis(20)),
+                    ..Default::default()
+                },
+                &mut |_| {},
+                &cancel,
+            )
+        })
+    };
+    // Wait until the first run is backfilling, then try a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(
+        &db.conn(),
+        "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'zd\\_ins%' ESCAPE '\\'",
+    ) == 0
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let err = db.start(&tier_migration()).unwrap_err();
+    assert!(matches!(err, zerodown::Error::Busy(_)), "{err}");
+    assert!(err.to_string().contains("another zerodown"), "{err}");
+    cancel.store(true, Ordering::SeqCst);
+    let first = first.join().unwrap();
+    assert!(
+        matches!(first, Err(zerodown::Error::Interrupted(_))),
+        "{first:?}"
+    );
+    db.start(&tier_migration()).unwrap();
 }

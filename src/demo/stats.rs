@@ -12,7 +12,10 @@ pub struct Latencies {
 impl Latencies {
     pub fn new(mut all: Vec<Duration>, errors: u64) -> Latencies {
         all.sort_unstable();
-        Latencies { sorted: all, errors }
+        Latencies {
+            sorted: all,
+            errors,
+        }
     }
 
     pub fn count(&self) -> usize {

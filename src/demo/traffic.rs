@@ -348,7 +348,10 @@ impl Traffic {
         let mut threads = Vec::new();
         let mut deploy = Vec::new();
         for index in 0..instances {
-            let flags = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+            let flags = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+            );
             threads.push(
                 Instance {
                     index,
@@ -374,7 +377,11 @@ impl Traffic {
                 .spawn(shared.clone()),
             );
         }
-        Traffic { shared, deploy, threads }
+        Traffic {
+            shared,
+            deploy,
+            threads,
+        }
     }
 
     /// Stops every thread and collects what they recorded.

@@ -204,6 +204,8 @@ pub trait Engine {
     /// "SQLite 3.54.1", …
     fn label(&self) -> String;
     fn defaults(&self) -> Defaults;
+    /// Sets the lock guard used for zerodown's own state writes during this command.
+    fn configure(&mut self, guard: LockGuardSettings);
     /// Plans a migration against the live schema, validating it without changing anything.
     fn plan(&mut self, migration: &Migration) -> Result<Plan>;
     /// Refuses (with what to do) when the database is not ready to start, e.g. SQLite outside WAL.
@@ -212,10 +214,16 @@ pub trait Engine {
     /// Takes the exclusive right to drive migrations on this database for the life of the returned guard.
     fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>>;
 
-    fn ensure_state_table(&mut self) -> Result<()>;
+    fn ensure_state_table(&mut self, emit: &mut dyn FnMut(Event)) -> Result<()>;
     fn states(&mut self) -> Result<Vec<StateRow>>;
     /// Records a new migration (status started, next_step 0) and returns its id.
-    fn insert_state(&mut self, name: &str, spec: &str, plan: &Plan) -> Result<i64>;
+    fn insert_state(
+        &mut self,
+        name: &str,
+        spec: &str,
+        plan: &Plan,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<i64>;
     fn set_status(&mut self, id: i64, status: Status) -> Result<()>;
     fn request_cancel(&mut self, id: i64, on: bool) -> Result<()>;
     fn add_timing(&mut self, id: i64, phase: &str, seconds: f64) -> Result<()>;

@@ -31,6 +31,13 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Applies the lock guard to the engine's own state writes too, and returns it.
+    fn guard_for(&self, engine: &mut dyn Engine) -> LockGuardSettings {
+        let g = self.guard(engine);
+        engine.configure(g);
+        g
+    }
+
     fn guard(&self, engine: &dyn Engine) -> LockGuardSettings {
         let d = engine.defaults();
         LockGuardSettings {
@@ -101,8 +108,9 @@ pub fn start(
     ctx: &mut Ctx,
 ) -> Result<StartOutcome> {
     let spec = migration.canonical_toml();
+    ctx.guard_for(engine);
     let existing = active_state(engine, &migration.name)?;
-    let _lock = engine.lock_driver(Duration::from_secs(2))?;
+    let _lock = engine.lock_driver(Duration::ZERO)?;
     let state = match existing {
         Some(state) => {
             if state.spec != spec {
@@ -170,8 +178,8 @@ pub fn start(
             for (i, step) in plan.steps.iter().enumerate().take(checks) {
                 run_check(engine, &plan, i, step.action.clone(), ctx)?;
             }
-            engine.ensure_state_table()?;
-            let id = engine.insert_state(&migration.name, &spec, &plan)?;
+            engine.ensure_state_table(ctx.emit)?;
+            let id = engine.insert_state(&migration.name, &spec, &plan, ctx.emit)?;
             if checks > 0 {
                 engine.mark_step_done(id, checks - 1)?;
             }
@@ -376,7 +384,8 @@ pub fn complete(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
         Status::Backfilled | Status::Completing => {}
         Status::RolledBack => unreachable!(),
     }
-    let _lock = engine.lock_driver(Duration::from_secs(2))?;
+    let _lock = engine.lock_driver(Duration::ZERO)?;
+    ctx.guard_for(engine);
     engine.preflight(ctx.settings, ctx.emit)?;
     engine.set_status(state.id, Status::Completing)?;
     let total = state.plan.steps.len();
@@ -390,6 +399,7 @@ pub fn complete(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
 
 /// `rollback`: stops a running driver, then undoes every step done so far, newest first.
 pub fn rollback(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()> {
+    ctx.guard_for(engine);
     let state = require_state(engine, name)?;
     if state.status == Status::Completed {
         return Err(Error::WrongPhase(format!(

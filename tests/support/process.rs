@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// Name of the file (inside a server directory) that holds the pid of the running server.
 const PID_FILE: &str = "zd-server.pid";
+/// Name of the file (inside a server directory) that holds the pid of its watchdog.
+const WATCHDOG_PID_FILE: &str = "zd-watchdog.pid";
 
 /// How long a server may take to become ready before the start is declared failed.
 pub const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -102,15 +104,42 @@ pub fn run_as(cmd: &mut Command, run_as: Option<RunAs>) -> &mut Command {
     cmd
 }
 
-/// A fresh, short directory `/tmp/zd-XXXXXX` (unix socket paths must stay under ~107 bytes), owned by
-/// the user the server runs as. It is not removed by Rust: the watchdog removes it.
+/// Where server directories go: `$ZERODOWN_TEST_TMPDIR` if set, else `/dev/shm` when it is a
+/// writable tmpfs with at least 2 GiB free, else `/tmp`. On the machines seen, creating a file took
+/// ~0.9 ms on the disk and ~7 µs on /dev/shm: initdb, mariadb-install-db and CREATE DATABASE (some
+/// 300 files each) are much faster there.
+pub fn base_dir() -> PathBuf {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        if let Some(d) = std::env::var_os("ZERODOWN_TEST_TMPDIR") {
+            return PathBuf::from(d);
+        }
+        // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a valid out pointer.
+        let ok = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), &mut st) } == 0;
+        // SAFETY: a NUL-terminated path.
+        let writable = unsafe { libc::access(c"/dev/shm".as_ptr(), libc::W_OK) } == 0;
+        let free = st.f_bavail as u64 * st.f_frsize as u64;
+        if ok && writable && free >= 2 << 30 {
+            return PathBuf::from("/dev/shm");
+        }
+        let tmp = Path::new("/tmp");
+        if tmp.is_dir() {
+            tmp.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+    .clone()
+}
+
+/// A fresh, short directory `<base>/zd-XXXXXX` (unix socket paths must stay under ~107 bytes), owned
+/// by the user the server runs as. It is not removed by Rust: the watchdog removes it.
 pub fn server_dir(owner: Option<RunAs>) -> PathBuf {
-    let base = Path::new("/tmp");
-    let base = if base.is_dir() {
-        base.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
+    let base = base_dir();
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| sweep_stale(&base));
     let dir = tempfile::Builder::new()
         .prefix("zd-")
         .tempdir_in(&base)
@@ -121,6 +150,31 @@ pub fn server_dir(owner: Option<RunAs>) -> PathBuf {
     }
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod server dir");
     dir
+}
+
+/// Removes server directories left behind by test processes whose watchdog is gone too (only
+/// possible when the watchdog itself was killed, e.g. by the OOM killer): on /dev/shm they would
+/// hold memory until the next boot.
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_ours = e.file_name().to_str().is_some_and(|n| n.starts_with("zd-"));
+        let Ok(pid) = fs::read_to_string(path.join(WATCHDOG_PID_FILE)) else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<libc::pid_t>() else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if is_ours && gone {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// Writes a file owned by `owner` with mode 0600.
@@ -335,6 +389,7 @@ impl Supervised {
             .spawn()
             .expect("spawn the watchdog (/bin/sh)");
         let stdin = wd.stdin.take().expect("watchdog stdin");
+        let _ = fs::write(dir.join(WATCHDOG_PID_FILE), wd.id().to_string());
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             child: Mutex::new(None),

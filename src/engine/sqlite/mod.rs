@@ -31,6 +31,8 @@ pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
     data_version: i64,
+    /// The lock guard for zerodown's own state writes, set per command by [`Engine::configure`].
+    guard: LockGuardSettings,
 }
 
 /// The facts about the database that a plan depends on, besides the table.
@@ -121,6 +123,10 @@ impl Sqlite {
             conn,
             path: path.to_path_buf(),
             data_version: 0,
+            guard: LockGuardSettings {
+                timeout: Duration::from_millis(200),
+                budget: Duration::from_secs(600),
+            },
         };
         s.data_version = s.read_data_version()?;
         Ok(s)
@@ -516,12 +522,14 @@ impl Sqlite {
             .map_err(|e| sqlite_err("reading the catalog", e))
     }
 
-    fn simple_update(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<()> {
-        self.conn.busy_timeout(Duration::from_secs(5)).ok();
-        self.conn
-            .execute(sql, params)
-            .map(|_| ())
-            .map_err(|e| sqlite_err("updating state", e))
+    /// A write to zerodown's own state, under the same lock guard as every other write.
+    fn simple_update(&mut self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<()> {
+        let guard = self.guard;
+        self.write_tx("updating zerodown's state", &guard, &mut |_| {}, |c| {
+            c.execute(sql, params)
+                .map(|_| ())
+                .map_err(|e| sqlite_err("updating state", e))
+        })
     }
 
     /// The keyset batch statements for `fill`: (select of the next keys, update of the batch).
@@ -1056,6 +1064,10 @@ impl Engine for Sqlite {
         format!("SQLite {}", version_text(rusqlite::version_number()))
     }
 
+    fn configure(&mut self, guard: LockGuardSettings) {
+        self.guard = guard;
+    }
+
     fn defaults(&self) -> Defaults {
         Defaults {
             lock_timeout: Duration::from_millis(200),
@@ -1155,7 +1167,7 @@ impl Engine for Sqlite {
         }
     }
 
-    fn ensure_state_table(&mut self) -> Result<()> {
+    fn ensure_state_table(&mut self, emit: &mut dyn FnMut(Event)) -> Result<()> {
         if self.state_table_exists()? {
             return Ok(());
         }
@@ -1186,11 +1198,8 @@ impl Engine for Sqlite {
             ix = quote("_zerodown_migrations_active_name"),
             ct = quote(COUNTER_TABLE),
         );
-        let guard = LockGuardSettings {
-            timeout: Duration::from_millis(200),
-            budget: Duration::from_secs(60),
-        };
-        self.write_tx("creating the state table", &guard, &mut |_| {}, |c| {
+        let guard = self.guard;
+        self.write_tx("creating the state table", &guard, emit, |c| {
             c.execute_batch(&sql)
                 .map_err(|e| sqlite_err("creating the state table", e))
         })
@@ -1203,21 +1212,29 @@ impl Engine for Sqlite {
         self.state_row("", &[])
     }
 
-    fn insert_state(&mut self, name: &str, spec: &str, plan: &Plan) -> Result<i64> {
+    fn insert_state(
+        &mut self,
+        name: &str,
+        spec: &str,
+        plan: &Plan,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<i64> {
         let json = serde_json::to_string(plan).expect("a plan serializes");
-        self.conn.busy_timeout(Duration::from_secs(5)).ok();
-        self.conn
-            .execute(
-                &format!(
-                    "INSERT INTO {} (name, spec, plan, status, created_at, updated_at, run_id)
-                     VALUES (?1, ?2, ?3, 'started', {now}, {now}, ?4)",
-                    quote(STATE_TABLE),
-                    now = now_text()
-                ),
+        let sql = format!(
+            "INSERT INTO {} (name, spec, plan, status, created_at, updated_at, run_id)
+             VALUES (?1, ?2, ?3, 'started', {now}, {now}, ?4)",
+            quote(STATE_TABLE),
+            now = now_text()
+        );
+        let guard = self.guard;
+        self.write_tx("recording the migration", &guard, emit, |c| {
+            c.execute(
+                &sql,
                 rusqlite::params![name, spec, json, format!("pid-{}", std::process::id())],
             )
             .map_err(|e| sqlite_err("recording the migration", e))?;
-        Ok(self.conn.last_insert_rowid())
+            Ok(c.last_insert_rowid())
+        })
     }
 
     fn set_status(&mut self, id: i64, status: Status) -> Result<()> {

@@ -1,0 +1,781 @@
+//! `zerodown demo`: the whole story on a temporary SQLite database under live application traffic.
+//!
+//! It loads a table, starts a simulated application (old-version writers that do not know the new
+//! column, readers), runs `plan` → `start` → a rolling deploy of the new application version (which
+//! writes the column itself) → `complete`, keeps the traffic flowing throughout, and then checks the
+//! result: every acknowledged write is in the table, every row's new column obeys the window semantics
+//! (DESIGN.md §1), and the constraints are in place. Nothing here prints: progress goes out through a
+//! callback and the summary is returned.
+
+mod stats;
+mod traffic;
+
+use crate::engine::Event;
+use crate::error::{Error, Result};
+use crate::plan::{Phase, render_text};
+use crate::spec::{Migration, Operation};
+use crate::{DatabaseUrl, Settings, StartOutcome};
+use rusqlite::{Connection, OptionalExtension};
+use stats::{Latencies, ms};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use traffic::{Shared, Traffic, Window};
+
+pub use traffic::APP_BUSY_TIMEOUT;
+
+/// The demo's migration, as a user would write it in `demo_accounts_tier.toml`.
+pub const MIGRATION_NAME: &str = "demo_accounts_tier";
+pub const MIGRATION_TOML: &str = r#"[add_column]
+table    = "accounts"
+column   = "tier"
+type     = "text"
+not_null = true
+backfill = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END"
+default  = "'standard'"
+check    = "tier IN ('gold', 'standard')"
+index    = true
+"#;
+
+/// How the demo runs. `Default` is what `zerodown demo` does.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Rows loaded into the demo table before the traffic starts.
+    pub rows: i64,
+    /// Keep the database at this path (which must not exist yet) instead of a temporary directory.
+    pub keep: Option<PathBuf>,
+    /// Application operations per second, in total: half point reads, half writes.
+    pub rate: u32,
+    /// Baseline traffic before the migration.
+    pub baseline: Duration,
+    /// Traffic after `complete`.
+    pub after: Duration,
+    /// The rolling deploy replaces one application instance this often.
+    pub deploy_step: Duration,
+    /// `complete --quiet-period`.
+    pub quiet_period: Duration,
+    /// Application instances (writer threads); each is deployed from the old to the new version.
+    pub instances: usize,
+    /// Reader threads.
+    pub readers: usize,
+}
+
+impl Default for DemoOptions {
+    fn default() -> DemoOptions {
+        DemoOptions {
+            rows: 1_000_000,
+            keep: None,
+            rate: 400,
+            baseline: Duration::from_secs(5),
+            after: Duration::from_secs(5),
+            deploy_step: Duration::from_secs(1),
+            quiet_period: Duration::from_secs(2),
+            instances: 2,
+            readers: 2,
+        }
+    }
+}
+
+/// What the demo tells its caller while it runs.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A line (or several) of narration.
+    Line(String),
+    /// An event of `start` or `complete`, as the CLI renders them for those commands.
+    Event(Event),
+}
+
+/// Runs the demo; returns the summary. Fails if the migration failed, or if the check found lost
+/// writes, mismatched rows or missing constraints (then the error holds the summary).
+pub fn run(
+    opts: &DemoOptions,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<String> {
+    if opts.rows < 1 {
+        return Err(Error::Refused(
+            "the demo needs at least one row (--rows)".into(),
+        ));
+    }
+    if opts.rate < 1 || opts.instances < 1 || opts.readers < 1 {
+        return Err(Error::Refused(
+            "the demo needs a rate of at least 1 op/s, one application instance and one reader"
+                .into(),
+        ));
+    }
+    let place = Place::new(opts.keep.as_deref())?;
+    let where_ = if opts.keep.is_some() {
+        format!("kept at {}", place.db.display())
+    } else {
+        format!("{} (removed at the end)", place.db.display())
+    };
+    let result = run_at(opts, &place.db, &where_, progress, cancel);
+    if let Some(kept) = &opts.keep {
+        // zerodown's lock file beside the database is of no further use.
+        let _ = std::fs::remove_file(format!("{}-zerodown.lock", kept.display()));
+    }
+    let (summary, ok) = result?;
+    if ok {
+        Ok(summary.trim_end().to_string())
+    } else {
+        Err(Error::Database {
+            context: "the demo's check failed".into(),
+            message: format!("\n{}", summary.trim_end()),
+        })
+    }
+}
+
+/// Where the demo database lives: a fresh temporary directory (removed on drop) or the kept path.
+struct Place {
+    db: PathBuf,
+    temp_dir: Option<PathBuf>,
+}
+
+impl Place {
+    fn new(keep: Option<&Path>) -> Result<Place> {
+        if let Some(path) = keep {
+            if path.exists() {
+                return Err(Error::Refused(format!(
+                    "`{}` already exists; give --keep a new file path (the demo creates the database)",
+                    path.display()
+                )));
+            }
+            return Ok(Place {
+                db: path.to_path_buf(),
+                temp_dir: None,
+            });
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("zerodown-demo-{}-{nanos:08x}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::Io(format!(
+                "cannot create the demo directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(Place {
+            db: dir.join("demo.db"),
+            temp_dir: Some(dir),
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn sql_err(context: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::db(context, e)
+}
+
+/// Creates the demo database in WAL mode and loads `rows` accounts in one transaction.
+fn create_database(path: &Path, rows: i64) -> Result<()> {
+    let conn = Connection::open(path).map_err(sql_err("creating the demo database"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(sql_err("switching the demo database to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::db(
+            "switching the demo database to WAL",
+            format!("it stayed `{mode}`"),
+        ));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = OFF;
+         CREATE TABLE accounts(
+             id      INTEGER PRIMARY KEY,
+             email   TEXT NOT NULL,
+             balance INTEGER NOT NULL,
+             pad     TEXT
+         );
+         BEGIN;",
+    )
+    .map_err(sql_err("creating the accounts table"))?;
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO accounts(id, email, balance, pad)
+         SELECT i, 'user' || i || '@example.com', (i * 7919) % 20001, hex(randomblob(24)) FROM n",
+        [rows],
+    )
+    .map_err(sql_err("loading the accounts table"))?;
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX accounts_email ON accounts(email);
+         CREATE INDEX accounts_balance ON accounts(balance);
+         COMMIT;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .map_err(sql_err("indexing the accounts table"))?;
+    Ok(())
+}
+
+/// One step of the plan as it ran.
+struct StepTime {
+    index: usize,
+    phase: Phase,
+    summary: String,
+    elapsed: Duration,
+}
+
+/// Turns what happens into progress for the caller, and remembers step timings.
+struct Narrator<'a> {
+    progress: &'a mut dyn FnMut(Progress),
+    shared: Option<Arc<Shared>>,
+    last_traffic_line: Instant,
+    running: Option<(usize, Phase, String)>,
+    steps: Vec<StepTime>,
+}
+
+const TRAFFIC_LINE_EVERY: Duration = Duration::from_secs(2);
+
+impl Narrator<'_> {
+    fn line(&mut self, s: impl Into<String>) {
+        (self.progress)(Progress::Line(s.into()));
+    }
+
+    fn event(&mut self, e: Event) {
+        match &e {
+            Event::StepStarted { index, step, .. } => {
+                self.running = Some((*index, step.phase, step.summary.clone()));
+            }
+            Event::StepDone { index, elapsed } => {
+                if let Some((i, phase, summary)) = self.running.take() {
+                    if i == *index {
+                        self.steps.push(StepTime {
+                            index: i,
+                            phase,
+                            summary,
+                            elapsed: *elapsed,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        // After a step that held on for a while, show at once what the application saw meanwhile.
+        let long_step =
+            matches!(e, Event::StepDone { elapsed, .. } if elapsed >= Duration::from_millis(250));
+        (self.progress)(Progress::Event(e));
+        self.traffic_line(long_step);
+    }
+
+    /// A line on the application's recent traffic, at most every few seconds unless `now`.
+    fn traffic_line(&mut self, now: bool) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if !now && self.last_traffic_line.elapsed() < TRAFFIC_LINE_EVERY {
+            return;
+        }
+        self.last_traffic_line = Instant::now();
+        let window = TRAFFIC_LINE_EVERY
+            .min(shared.epoch.elapsed())
+            .max(Duration::from_millis(100));
+        let cutoff = shared.epoch.elapsed().saturating_sub(window);
+        let (lat, errors) = {
+            let samples = shared.samples.lock().unwrap();
+            let recent: Vec<_> = samples
+                .iter()
+                .rev()
+                .take_while(|s| s.done_at >= cutoff)
+                .collect();
+            (
+                recent.iter().map(|s| s.latency).collect::<Vec<_>>(),
+                recent.iter().filter(|s| !s.ok).count(),
+            )
+        };
+        let l = Latencies::new(lat, errors as u64);
+        self.line(format!(
+            "      app: {:.0} ops/s, latency p50 {} / p99 {} / max {} ms, errors {} (last {:.1}s)",
+            l.count() as f64 / window.as_secs_f64(),
+            ms(l.quantile(0.5)),
+            ms(l.quantile(0.99)),
+            ms(l.max()),
+            l.errors,
+            window.as_secs_f64()
+        ));
+    }
+
+    /// Lets the traffic run for `d`, reporting on it; stops early on Ctrl-C.
+    fn wait(&mut self, d: Duration, cancel: &AtomicBool) -> Result<()> {
+        let until = Instant::now() + d;
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted("the demo was stopped".into()));
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+            self.traffic_line(false);
+        }
+    }
+}
+
+/// Wall-clock time of each part of the story.
+#[derive(Default)]
+struct Timings {
+    load: Duration,
+    before: Duration,
+    start: Duration,
+    deploy: Duration,
+    complete: Duration,
+    after: Duration,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Runs the story at `db`; returns the summary and whether the check passed.
+fn run_at(
+    opts: &DemoOptions,
+    db: &Path,
+    where_: &str,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<(String, bool)> {
+    let mut n = Narrator {
+        progress,
+        shared: None,
+        last_traffic_line: Instant::now(),
+        running: None,
+        steps: Vec::new(),
+    };
+    let mut t = Timings::default();
+    let url = DatabaseUrl::Sqlite(db.to_path_buf());
+
+    n.line(format!(
+        "== zerodown demo: a table of {} rows at {}",
+        opts.rows,
+        db.display()
+    ));
+    let clock = Instant::now();
+    create_database(db, opts.rows)?;
+    t.load = clock.elapsed();
+    n.line(format!(
+        "loaded accounts(id INTEGER PRIMARY KEY, email TEXT NOT NULL, balance INTEGER NOT NULL, pad TEXT) with {} rows and 2 indexes in {} (WAL mode)",
+        opts.rows,
+        secs(t.load)
+    ));
+
+    let migration = Migration::from_toml(
+        MIGRATION_NAME,
+        MIGRATION_TOML,
+        &format!("{MIGRATION_NAME}.toml"),
+    )?;
+    let Operation::AddColumn(add) = &migration.operation;
+    let expr = add
+        .backfill
+        .clone()
+        .expect("the demo's migration has a backfill");
+    n.line(format!(
+        "\n== the migration, {MIGRATION_NAME}.toml:\n{}",
+        MIGRATION_TOML.trim_end()
+    ));
+    let plan = crate::plan(&url, &migration)?;
+    n.line(format!(
+        "\n== zerodown plan\n{}",
+        render_text(&plan).trim_end()
+    ));
+
+    n.line(format!(
+        "\n== the application starts: {} instances of the old version (balance updates and inserts that know nothing of `tier`) and {} readers, {} ops/s in all, each connection with busy_timeout {}ms",
+        opts.instances,
+        opts.readers,
+        opts.rate,
+        APP_BUSY_TIMEOUT.as_millis()
+    ));
+    let traffic = Traffic::start(
+        db,
+        opts.rows,
+        f64::from(opts.rate),
+        opts.instances,
+        opts.readers,
+    );
+    n.shared = Some(traffic.shared.clone());
+    let shared = traffic.shared.clone();
+
+    n.line(format!("baseline traffic for {}", secs(opts.baseline)));
+    let clock = Instant::now();
+    n.wait(opts.baseline, cancel)?;
+    t.before = clock.elapsed();
+
+    n.line("\n== zerodown start (library defaults) — the traffic keeps flowing");
+    shared.set_window(Window::Start);
+    let clock = Instant::now();
+    let outcome = crate::start(
+        &url,
+        &migration,
+        &Settings::default(),
+        &mut |e| n.event(e),
+        cancel,
+    )?;
+    t.start = clock.elapsed();
+    let backfilled = match outcome {
+        StartOutcome::Backfilled { rows } => rows,
+        StartOutcome::Completed => {
+            return Err(Error::db(
+                "the demo",
+                "start completed the migration in one step, which a derived column never allows",
+            ));
+        }
+    };
+    n.line(format!(
+        "start finished in {}: {backfilled} rows backfilled",
+        secs(t.start)
+    ));
+
+    n.line(format!(
+        "\n== rolling deploy: each application instance is replaced by the new version, which writes `tier` itself ({} apart)",
+        secs(opts.deploy_step)
+    ));
+    shared.set_window(Window::Deploy);
+    let clock = Instant::now();
+    for (i, (deploy, deployed)) in traffic.deploy.iter().enumerate() {
+        deploy.store(true, Ordering::SeqCst);
+        while !deployed.load(Ordering::SeqCst) {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted("the demo was stopped".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n.line(format!("instance {} now runs the new version", i + 1));
+        n.wait(opts.deploy_step, cancel)?;
+    }
+    t.deploy = clock.elapsed();
+
+    n.line(format!(
+        "\n== zerodown complete --quiet-period {} — the traffic keeps flowing",
+        humantime::format_duration(opts.quiet_period)
+    ));
+    shared.set_window(Window::Complete);
+    let clock = Instant::now();
+    let settings = Settings {
+        quiet_period: Some(opts.quiet_period),
+        ..Settings::default()
+    };
+    crate::complete(&url, MIGRATION_NAME, &settings, &mut |e| n.event(e), cancel)?;
+    t.complete = clock.elapsed();
+    n.line(format!("complete finished in {}", secs(t.complete)));
+
+    n.line(format!(
+        "\n== traffic after the migration for {}",
+        secs(opts.after)
+    ));
+    shared.set_window(Window::After);
+    let clock = Instant::now();
+    n.wait(opts.after, cancel)?;
+    t.after = clock.elapsed();
+    n.shared = None;
+    let outcome = traffic
+        .stop()
+        .map_err(|e| Error::db("the demo's application", e))?;
+
+    n.line("\n== checking the result");
+    let check = check(db, &expr, &outcome.ledgers)?;
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "zerodown demo: added accounts.tier (text NOT NULL DEFAULT 'standard', CHECK, index) to {} rows under live traffic\n",
+        opts.rows
+    );
+    let _ = writeln!(s, "database      {where_}\n");
+    let total = t.before + t.start + t.deploy + t.complete + t.after;
+    let _ = writeln!(s, "time per phase");
+    let _ = writeln!(
+        s,
+        "  load       {:>6}  {} rows in one transaction",
+        secs(t.load),
+        opts.rows
+    );
+    let _ = writeln!(
+        s,
+        "  before     {:>6}  baseline traffic, old application version",
+        secs(t.before)
+    );
+    let backfill_time = n
+        .steps
+        .iter()
+        .filter(|st| st.phase == Phase::Backfill)
+        .map(|st| st.elapsed)
+        .sum::<Duration>();
+    let _ = writeln!(
+        s,
+        "  start      {:>6}  expand, dual-write triggers, backfill of {backfilled} rows in {} ({:.0} rows/s)",
+        secs(t.start),
+        secs(backfill_time),
+        backfilled as f64 / backfill_time.as_secs_f64().max(1e-3)
+    );
+    let _ = writeln!(
+        s,
+        "  deploy     {:>6}  rolling deploy of the new application version, which writes `tier`",
+        secs(t.deploy)
+    );
+    let _ = writeln!(
+        s,
+        "  complete   {:>6}  quiet period, NULL sweep, constraints, index, default, triggers off",
+        secs(t.complete)
+    );
+    let _ = writeln!(
+        s,
+        "  after      {:>6}  new application version",
+        secs(t.after)
+    );
+    let _ = writeln!(s, "  total      {:>6}  of live traffic\n", secs(total));
+
+    let _ = writeln!(s, "steps");
+    for st in &n.steps {
+        let _ = writeln!(
+            s,
+            "  {:>2}. {:<10} {:>7}  {}",
+            st.index + 1,
+            st.phase.label(),
+            format!("{:.2}s", st.elapsed.as_secs_f64()),
+            st.summary
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\napplication latency in ms, from each operation's scheduled start ({} ops/s, open loop)",
+        opts.rate
+    );
+    let _ = writeln!(
+        s,
+        "  {:<12} {:>7} {:>8} {:>8} {:>8} {:>11} {:>7}",
+        "", "ops", "p50", "p99", "max", "write max", "errors"
+    );
+    let rows: [(&str, &[Window]); 6] = [
+        ("before", &[Window::Before]),
+        ("during", &[Window::Start, Window::Deploy, Window::Complete]),
+        ("  start", &[Window::Start]),
+        ("  deploy", &[Window::Deploy]),
+        ("  complete", &[Window::Complete]),
+        ("after", &[Window::After]),
+    ];
+    for (label, windows) in rows {
+        let pick = |write_only: bool| {
+            let chosen: Vec<_> = outcome
+                .samples
+                .iter()
+                .filter(|x| windows.contains(&x.window) && (!write_only || x.write))
+                .collect();
+            let errors = chosen.iter().filter(|x| !x.ok).count() as u64;
+            Latencies::new(chosen.iter().map(|x| x.latency).collect(), errors)
+        };
+        let all = pick(false);
+        let writes = pick(true);
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>7} {:>8} {:>8} {:>8} {:>11} {:>7}",
+            label,
+            all.count(),
+            ms(all.quantile(0.5)),
+            ms(all.quantile(0.99)),
+            ms(all.max()),
+            ms(writes.max()),
+            all.errors
+        );
+    }
+    let longest = outcome
+        .samples
+        .iter()
+        .filter(|x| x.write)
+        .max_by_key(|x| x.latency);
+    if let Some(w) = longest {
+        let what = match w.window {
+            Window::Before => "before the migration",
+            Window::Start => "during start",
+            Window::Deploy => "during the deploy",
+            Window::Complete => "during complete",
+            Window::After => "after the migration",
+        };
+        let _ = writeln!(
+            s,
+            "longest the application waited for the write lock: {} ms ({what})",
+            ms(Some(w.latency))
+        );
+    }
+
+    let acknowledged: u64 = outcome.ledgers.iter().map(|l| l.writes).sum();
+    let ledger_rows: usize = outcome.ledgers.iter().map(|l| l.rows.len()).sum();
+    let _ = writeln!(s, "\nfinal table   {} rows", check.rows);
+    let _ = writeln!(s, "schema        {}", check.schema.join("; "));
+    let _ = writeln!(
+        s,
+        "ledger        {acknowledged} acknowledged writes on {ledger_rows} rows"
+    );
+    let errors: u64 = outcome.errors.iter().map(|(_, n)| n).sum();
+    for (message, count) in outcome.errors.iter().take(5) {
+        let _ = writeln!(s, "  error ×{count}: {message}");
+    }
+    let _ = writeln!(s, "\nerrors: {errors}");
+    let _ = writeln!(s, "lost writes: {}", check.lost_writes);
+    let _ = writeln!(s, "mismatched rows: {}", check.mismatched_rows);
+    let ok = check.lost_writes == 0 && check.mismatched_rows == 0 && check.schema_problems == 0;
+    if check.schema_problems > 0 {
+        let _ = writeln!(s, "schema problems: {}", check.schema_problems);
+    }
+    let _ = writeln!(s, "verdict: {}", if ok { "OK" } else { "FAILED" });
+    Ok((s, ok))
+}
+
+struct Check {
+    rows: i64,
+    lost_writes: u64,
+    mismatched_rows: i64,
+    schema: Vec<String>,
+    schema_problems: u64,
+}
+
+/// Compares the final table with the ledger and the window semantics, and looks at the schema.
+fn check(db: &Path, expr: &str, ledgers: &[traffic::Ledger]) -> Result<Check> {
+    let conn = Connection::open(db).map_err(sql_err("opening the demo database to check it"))?;
+    conn.busy_timeout(APP_BUSY_TIMEOUT).ok();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+        .map_err(sql_err("counting rows"))?;
+    // Window semantics: the new column is the expression on the row, unless the row's latest write set
+    // it; the demo's new-version writers set it to the expression's value, so every row must match.
+    let mismatched_rows: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM accounts WHERE tier IS NOT ({expr})"),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err("counting mismatched rows"))?;
+
+    let mut lost_writes = 0u64;
+    {
+        let mut stmt = conn
+            .prepare("SELECT email, balance, tier FROM accounts WHERE id = ?1")
+            .map_err(sql_err("reading the ledger's rows"))?;
+        for ledger in ledgers {
+            for (id, w) in &ledger.rows {
+                let found = stmt
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(sql_err("reading the ledger's rows"))?;
+                let kept = match found {
+                    None => false,
+                    Some((email, balance, tier)) => {
+                        w.email.as_ref().is_none_or(|e| *e == email)
+                            && w.balance == balance
+                            && w.tier.as_ref().is_none_or(|t| Some(t) == tier.as_ref())
+                    }
+                };
+                if !kept {
+                    lost_writes += 1;
+                }
+            }
+        }
+    }
+
+    let mut schema = Vec::new();
+    let mut problems = 0u64;
+    let column: Option<(String, bool, Option<String>)> = conn
+        .query_row(
+            "SELECT type, \"notnull\", dflt_value FROM pragma_table_info('accounts') WHERE name = 'tier'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sql_err("reading the schema"))?;
+    match column {
+        None => {
+            problems += 1;
+            schema.push("no column tier".into());
+        }
+        Some((ty, not_null, default)) => {
+            schema.push(format!(
+                "tier {ty}{}{}",
+                if not_null { " NOT NULL" } else { "" },
+                default.map(|d| format!(" DEFAULT {d}")).unwrap_or_default()
+            ));
+            if !not_null {
+                problems += 1;
+            }
+        }
+    }
+    // The constraints and the default, tried on a row that is rolled back.
+    conn.execute_batch("SAVEPOINT probe")
+        .map_err(sql_err("probing the schema"))?;
+    let bad = conn.execute(
+        "INSERT INTO accounts(email, balance, tier) VALUES ('probe-check@example.com', 0, 'platinum')",
+        [],
+    );
+    let default: rusqlite::Result<Option<String>> = conn.query_row(
+        "INSERT INTO accounts(email, balance) VALUES ('probe-default@example.com', 0) RETURNING tier",
+        [],
+        |r| r.get(0),
+    );
+    conn.execute_batch("ROLLBACK TO probe; RELEASE probe")
+        .map_err(sql_err("probing the schema"))?;
+    if bad.is_err() {
+        schema.push("CHECK enforced".into());
+    } else {
+        problems += 1;
+        schema.push("CHECK NOT enforced".into());
+    }
+    match default {
+        Ok(Some(v)) if v == "standard" => schema.push("default applies".into()),
+        other => {
+            problems += 1;
+            schema.push(format!("default does not apply ({other:?})"));
+        }
+    }
+    let indexes: Vec<String> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT DISTINCT l.name FROM pragma_index_list('accounts') l, pragma_index_info(l.name) i WHERE i.name = 'tier'",
+            )
+            .map_err(sql_err("reading the indexes"))?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql_err("reading the indexes"))?
+    };
+    if indexes.is_empty() {
+        problems += 1;
+        schema.push("no index on tier".into());
+    } else {
+        schema.push(format!("indexed ({})", indexes.join(", ")));
+    }
+    let triggers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'accounts'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err("reading the triggers"))?;
+    if triggers == 0 {
+        schema.push("dual-write triggers removed".into());
+    } else {
+        problems += 1;
+        schema.push(format!("{triggers} trigger(s) left on accounts"));
+    }
+    Ok(Check {
+        rows,
+        lost_writes,
+        mismatched_rows,
+        schema,
+        schema_problems: problems,
+    })
+}
