@@ -2,17 +2,19 @@
 //! catalog-only, what scans under the single write lock, how triggers must be written so that an
 //! application linking an older SQLite (3.40) still accepts them — and the statements that act on it.
 
+mod rules;
 mod schema_edit;
+
+pub use rules::build_plan;
+use rules::version_text;
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
     Settings, StateRow, Status, TableSchema, Trigger,
 };
 use crate::error::{Error, Result};
-use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, LockLevel, Phase, Plan, PlanInput, Step, Volatility,
-};
-use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
+use crate::plan::Plan;
+use crate::spec::{AddColumn, Dialect, Migration, analyze_expr};
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
 use std::fs::File;
@@ -23,8 +25,6 @@ use std::time::{Duration, Instant};
 pub const STATE_TABLE: &str = "_zerodown_migrations";
 /// The deploy-order guard's counters.
 pub const COUNTER_TABLE: &str = "_zerodown_counters";
-/// Oldest SQLite with `ALTER COLUMN … SET NOT NULL` and `ADD CONSTRAINT … CHECK`.
-const MIN_CONTRACT_VERSION: i32 = 3_053_000;
 
 /// An open SQLite database, driven through the bundled SQLite.
 pub struct Sqlite {
@@ -51,22 +51,6 @@ pub fn quote(ident: &str) -> String {
 /// Quotes a string literal.
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-fn version_text(v: i32) -> String {
-    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
-}
-
-/// The functions whose results change between calls (SQLite's non-deterministic built-ins).
-fn classify_function(name: &str) -> Volatility {
-    match name {
-        "random" | "randomblob" | "changes" | "total_changes" | "last_insert_rowid" => {
-            Volatility::Volatile
-        }
-        "current_timestamp" | "current_date" | "current_time" | "unixepoch" | "date" | "time"
-        | "datetime" | "julianday" | "strftime" | "timediff" => Volatility::Time,
-        _ => Volatility::Immutable,
-    }
 }
 
 fn sqlite_err(context: &str, e: rusqlite::Error) -> Error {
@@ -531,54 +515,6 @@ impl Sqlite {
                 .map_err(|e| sqlite_err("updating state", e))
         })
     }
-
-    /// The keyset batch statements for `fill`: (select of the next keys, update of the batch).
-    fn batch_sql(plan: &Plan, first: bool, captured: bool) -> (String, String) {
-        let fill = plan.fill.as_ref().expect("a backfill step has a fill plan");
-        let t = quote(&plan.table);
-        let c = quote(&plan.column);
-        let n = fill.key.len();
-        let keys = fill
-            .key
-            .iter()
-            .map(|k| quote(k))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let tuple = |start: usize| -> String {
-            let ps: Vec<String> = (start..start + n).map(|i| format!("?{i}")).collect();
-            if n == 1 {
-                ps[0].clone()
-            } else {
-                format!("({})", ps.join(", "))
-            }
-        };
-        let key_expr = if n == 1 {
-            keys.clone()
-        } else {
-            format!("({keys})")
-        };
-        // Parameters: 1..=n cursor (absent on the first batch), n+1..=2n upper bound, 2n+1 limit / value.
-        let lower = if first {
-            String::new()
-        } else {
-            format!("{key_expr} > {} AND ", tuple(1))
-        };
-        let select = format!(
-            "SELECT {keys} FROM {t} WHERE {lower}{key_expr} <= {} ORDER BY {keys} LIMIT ?{}",
-            tuple(n + 1),
-            2 * n + 1
-        );
-        let value = if captured {
-            format!("?{}", 2 * n + 1)
-        } else {
-            format!("({})", fill.expr)
-        };
-        let update = format!(
-            "UPDATE {t} SET {c} = {value} WHERE {lower}{key_expr} <= {} AND {c} IS NULL",
-            tuple(n + 1)
-        );
-        (select, update)
-    }
 }
 
 /// How long one lock attempt may wait, read by [`poll_busy`] (a plain `fn`, so it cannot capture it).
@@ -607,13 +543,38 @@ fn set_polling_busy_handler(conn: &mut Connection, timeout: Duration) -> Result<
         .map_err(|e| sqlite_err("setting the busy handler", e))
 }
 
+/// The event of a trigger from its CREATE TRIGGER text: the first INSERT/UPDATE/DELETE after its name
+/// (quoted names are blanked first, so a trigger named "update_log" is not taken for an UPDATE trigger).
 fn trigger_event(sql: &str) -> String {
-    let upper = sql.to_ascii_uppercase();
-    let head = upper.split(" ON ").next().unwrap_or("");
-    ["INSERT", "UPDATE", "DELETE"]
-        .into_iter()
-        .find(|e| head.contains(e))
-        .unwrap_or("UNKNOWN")
+    let mut plain = String::with_capacity(sql.len());
+    let mut quote_char: Option<char> = None;
+    for ch in sql.chars() {
+        match quote_char {
+            Some(q) if ch == q || (q == '[' && ch == ']') => {
+                quote_char = None;
+                plain.push('Q');
+            }
+            Some(_) => {}
+            None if matches!(ch, '"' | '`' | '[' | '\'') => quote_char = Some(ch),
+            None => plain.push(ch.to_ascii_uppercase()),
+        }
+    }
+    let words: Vec<&str> = plain
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut i = words
+        .iter()
+        .position(|w| *w == "TRIGGER")
+        .map_or(0, |p| p + 1);
+    if words.get(i) == Some(&"IF") {
+        i += 3;
+    }
+    words
+        .iter()
+        .skip(i + 1)
+        .find(|w| matches!(**w, "INSERT" | "UPDATE" | "DELETE"))
+        .unwrap_or(&"UNKNOWN")
         .to_string()
 }
 
@@ -653,411 +614,6 @@ struct FileLock {
     _file: File,
 }
 impl DriverLock for FileLock {}
-
-/// Plans a migration against a given schema without a database: the pure part of [`Engine::plan`],
-/// used directly by snapshot tests.
-pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) -> Result<Plan> {
-    let add = migration.add_column();
-    let analyze = |e: &Option<String>, what: &str| -> Result<Option<ExprInfo>> {
-        e.as_deref()
-            .map(|x| analyze_expr(x, Dialect::Sqlite, what))
-            .transpose()
-            .map_err(Error::from)
-    };
-    let default_info = analyze(&add.default, "default")?;
-    let backfill_info = analyze(&add.backfill, "backfill")?;
-    let check_info = analyze(&add.check, "check")?;
-    if schema.strict {
-        let base = add.data_type.trim().to_ascii_uppercase();
-        if !["INT", "INTEGER", "REAL", "TEXT", "BLOB", "ANY"].contains(&base.as_str()) {
-            return Err(Error::Refused(format!(
-                "table `{}` is STRICT, which allows only the column types INT, INTEGER, REAL, TEXT, BLOB and ANY, not `{}`",
-                schema.name, add.data_type
-            )));
-        }
-    }
-    let decided = plan::decide(&PlanInput {
-        name: &migration.name,
-        add,
-        schema,
-        default_info: default_info.as_ref(),
-        backfill_info: backfill_info.as_ref(),
-        check_info: check_info.as_ref(),
-        classify: &classify_function,
-        literal_default_with_reference: false,
-    })?;
-    if !decided.single_step && env.version < MIN_CONTRACT_VERSION {
-        return Err(Error::Refused(format!(
-            "SQLite {} lacks ALTER COLUMN … SET NOT NULL and ADD CONSTRAINT (3.53+)",
-            version_text(env.version)
-        )));
-    }
-    let steps = steps(add, schema, &decided);
-    let mut notes = vec![format!("journal mode: {}", env.journal_mode)];
-    if env.journal_mode != "wal" && !decided.single_step {
-        notes.push(
-            "outside WAL, readers block while each batch commits: `start` refuses unless --wal (switch this file to WAL, a lasting change) or --allow-rollback-journal".into(),
-        );
-    }
-    if !decided.single_step {
-        notes.push(
-            "application connections need a busy_timeout longer than zerodown's longest write-lock hold (a batch targets 5ms; the scan steps below hold it for a pass over the table), e.g. PRAGMA busy_timeout = 5000".into(),
-        );
-    }
-    let update_triggers: Vec<&str> = schema
-        .triggers
-        .iter()
-        .filter(|t| t.event == "UPDATE")
-        .map(|t| t.name.as_str())
-        .collect();
-    if decided.fill.is_some() && !update_triggers.is_empty() {
-        notes.push(format!(
-            "user UPDATE triggers that will fire: {} — on every backfill batch row, and on every application write during the window (the dual-write trigger's own UPDATE)",
-            update_triggers.join(", ")
-        ));
-    }
-    if decided.guard {
-        notes.push(
-            "deploy order: after complete, only application versions that write the new column themselves keep it right; complete waits until no INSERT has left it NULL for --quiet-period".into(),
-        );
-    }
-    Ok(Plan {
-        migration: migration.name.clone(),
-        engine: format!("SQLite {}", version_text(env.version)),
-        table: schema.name.clone(),
-        column: add.column.clone(),
-        single_step: decided.single_step,
-        notes,
-        fill: decided.fill.clone(),
-        objects: decided.objects.clone(),
-        steps,
-    })
-}
-
-fn write_lock(held: &str) -> LockLevel {
-    LockLevel {
-        mode: "write lock (whole database)".into(),
-        held: held.into(),
-        blocks_writes: true,
-        blocks_reads: false,
-    }
-}
-
-fn no_lock() -> LockLevel {
-    LockLevel {
-        mode: "none (reads only)".into(),
-        held: "-".into(),
-        blocks_writes: false,
-        blocks_reads: false,
-    }
-}
-
-/// SQLite's step list for a decided migration.
-fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
-    let t = quote(&schema.name);
-    let c = quote(&add.column);
-    let brief = "a few milliseconds (catalog only)";
-    let mut steps = Vec::new();
-
-    if let (true, Some(fill)) = (add.not_null, &d.fill) {
-        steps.push(Step {
-            phase: Phase::Check,
-            action: Action::NullPreflight,
-            summary: "count existing rows whose value would be NULL".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE ({}) IS NULL", fill.expr)],
-            lock: no_lock(),
-            cost: Cost::Scan,
-            reason: "the column is NOT NULL: if the expression yields NULL for some rows, complete could never succeed, so start refuses before changing anything".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
-    }
-
-    // Expand.
-    let mut def = format!("ALTER TABLE {t} ADD COLUMN {c} {}", add.data_type);
-    if d.not_null_at_expand {
-        def.push_str(" NOT NULL");
-    }
-    if let Some(lit) = &d.expand_default {
-        def.push_str(&format!(" DEFAULT {lit}"));
-    }
-    if let Some(r) = &add.references {
-        def.push_str(&format!(" REFERENCES {}", quote(&r.table)));
-        if let Some(col) = &r.column {
-            def.push_str(&format!("({})", quote(col)));
-        }
-    }
-    let mut reason = if d.single_step {
-        "SQLite adds a column by editing the schema only: existing rows read the default without being rewritten".to_string()
-    } else if d.fill.is_some() {
-        "added nullable and without a default, so the backfill can find the rows it has not filled yet".to_string()
-    } else {
-        "SQLite adds a column by editing the schema only; old rows read its default".to_string()
-    };
-    if add.references.is_some() {
-        reason.push_str(
-            "; REFERENCES goes on here, the only moment SQLite allows it (with a NULL default)",
-        );
-    }
-    steps.push(Step {
-        phase: Phase::Expand,
-        action: Action::Ddl,
-        summary: format!("add column {} to {}", add.column, schema.name),
-        sql: vec![def],
-        lock: write_lock(brief),
-        cost: Cost::CatalogOnly,
-        reason,
-        undo: vec![format!("ALTER TABLE {t} DROP COLUMN {c}")],
-        undo_cost: Some(Cost::Rewrite),
-    });
-
-    // Dual-write.
-    if let Some(fill) = &d.fill {
-        let key_match = fill
-            .key
-            .iter()
-            .map(|k| format!("{} = NEW.{}", quote(k), quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let set = format!("UPDATE {t} SET {c} = ({}) WHERE {key_match};", fill.expr);
-        let counter = d.objects.guard_counter.as_ref().map(|k| {
-            format!(
-                "UPDATE {} SET n = n + 1 WHERE key = {};",
-                quote(COUNTER_TABLE),
-                literal(k)
-            )
-        });
-        let mut sql = Vec::new();
-        let mut undo = Vec::new();
-        if let Some(k) = &d.objects.guard_counter {
-            sql.push(format!(
-                "INSERT OR REPLACE INTO {}(key, n) VALUES ({}, 0)",
-                quote(COUNTER_TABLE),
-                literal(k)
-            ));
-        }
-        let ins = &d.objects.triggers[0];
-        sql.push(format!(
-            "CREATE TRIGGER {} AFTER INSERT ON {t} FOR EACH ROW WHEN NEW.{c} IS NULL BEGIN {set}{} END",
-            quote(ins),
-            counter.map(|u| format!(" {u}")).unwrap_or_default()
-        ));
-        undo.push(format!("DROP TRIGGER IF EXISTS {}", quote(ins)));
-        if let Some(upd) = d.objects.triggers.get(1) {
-            let cols = fill
-                .source_columns
-                .iter()
-                .map(|s| quote(s))
-                .collect::<Vec<_>>()
-                .join(", ");
-            sql.push(format!(
-                "CREATE TRIGGER {} AFTER UPDATE OF {cols} ON {t} FOR EACH ROW WHEN NEW.{c} IS OLD.{c} BEGIN {set} END",
-                quote(upd)
-            ));
-            undo.push(format!("DROP TRIGGER IF EXISTS {}", quote(upd)));
-        }
-        if let Some(k) = &d.objects.guard_counter {
-            undo.push(format!(
-                "DELETE FROM {} WHERE key = {}",
-                quote(COUNTER_TABLE),
-                literal(k)
-            ));
-        }
-        steps.push(Step {
-            phase: Phase::DualWrite,
-            action: Action::Ddl,
-            summary: "install dual-write triggers".into(),
-            sql,
-            lock: write_lock(brief),
-            cost: Cost::CatalogOnly,
-            reason: format!(
-                "rows written during the migration get the new column's value even from application versions that do not know it: on INSERT when left NULL{}; AFTER triggers, in SQL that SQLite 3.40 accepts too",
-                if fill.source_columns.is_empty() { String::new() } else { format!(", and on UPDATE of {} when the writer did not change it", fill.source_columns.join(", ")) }
-            ),
-            undo,
-            undo_cost: Some(Cost::CatalogOnly),
-        });
-
-        // Backfill.
-        let (select, update) = Sqlite::batch_sql(
-            &Plan {
-                migration: String::new(),
-                engine: String::new(),
-                table: schema.name.clone(),
-                column: add.column.clone(),
-                single_step: false,
-                notes: vec![],
-                fill: Some(fill.clone()),
-                objects: Default::default(),
-                steps: vec![],
-            },
-            false,
-            fill.capture_once,
-        );
-        steps.push(Step {
-            phase: Phase::Backfill,
-            action: Action::Backfill,
-            summary: format!(
-                "fill existing rows in keyset batches over {}{}",
-                fill.key.join(", "),
-                if fill.capture_once { " with one value taken at expand" } else { "" }
-            ),
-            sql: vec!["BEGIN IMMEDIATE".into(), select, update, "COMMIT".into()],
-            lock: write_lock("one batch at a time (--batch-time, default 5ms), released between batches"),
-            cost: Cost::Batched,
-            reason: "short transactions let application writers in between batches; the cursor is saved with each batch, so a crash resumes where it stopped; only rows still NULL are written, so values set by writers are kept".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
-    }
-
-    // Contract.
-    if d.guard {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::QuietPeriod,
-            summary: "wait until no application INSERT leaves the column NULL (--quiet-period)".into(),
-            sql: vec![format!(
-                "SELECT n FROM {} WHERE key = {}",
-                quote(COUNTER_TABLE),
-                literal(d.objects.guard_counter.as_deref().unwrap_or_default())
-            )],
-            lock: no_lock(),
-            cost: Cost::None,
-            reason: "once the triggers are gone only writers that set the column keep it right; an INSERT that left it NULL shows an old application version is still running".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
-    }
-    if add.not_null && d.fill.is_some() {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::NullSweep,
-            summary: "fill rows still NULL, then count them".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE {c} IS NULL")],
-            lock: write_lock("only while filling rows found NULL, in short batches; the search is a read"),
-            cost: Cost::Batched,
-            reason: "a last sweep before NOT NULL goes on; complete refuses, with the count, if the expression still yields NULL".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
-    }
-    if add.not_null && !d.not_null_at_expand {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::Ddl,
-            summary: "set NOT NULL".into(),
-            sql: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")],
-            lock: write_lock("one pass over the table (SQLite verifies every row)"),
-            cost: Cost::Scan,
-            reason:
-                "SQLite 3.53+ adds NOT NULL in place, verifying existing rows under the write lock"
-                    .into(),
-            undo: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")],
-            undo_cost: Some(Cost::CatalogOnly),
-        });
-    }
-    if let (Some(check), Some(name)) = (&add.check, &d.objects.check) {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::Ddl,
-            summary: format!("add CHECK {name}"),
-            sql: vec![format!(
-                "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({check})",
-                quote(name)
-            )],
-            lock: write_lock("one pass over the table (SQLite verifies every row)"),
-            cost: Cost::Scan,
-            reason: "added only after the backfill, so it judges final values".into(),
-            undo: vec![format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(name))],
-            undo_cost: Some(Cost::CatalogOnly),
-        });
-    }
-    for (name, unique) in [(&d.objects.unique_index, true), (&d.objects.index, false)] {
-        if let Some(name) = name {
-            steps.push(Step {
-                phase: Phase::Contract,
-                action: Action::Ddl,
-                summary: format!("create {}index {name}", if unique { "unique " } else { "" }),
-                sql: vec![format!(
-                    "CREATE {}INDEX {} ON {t}({c})",
-                    if unique { "UNIQUE " } else { "" },
-                    quote(name)
-                )],
-                lock: write_lock(
-                    "one pass over the table plus a sort (SQLite has no online index build)",
-                ),
-                cost: Cost::Scan,
-                reason: if unique {
-                    "SQLite cannot add a UNIQUE column; a unique index enforces the same rule"
-                        .into()
-                } else {
-                    "the requested secondary index".into()
-                },
-                undo: vec![format!("DROP INDEX IF EXISTS {}", quote(name))],
-                undo_cost: Some(Cost::CatalogOnly),
-            });
-        }
-    }
-    if add.references.is_some() {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::ForeignKeyCheck,
-            summary: "verify every row's reference".into(),
-            sql: vec![format!("PRAGMA foreign_key_check({t})")],
-            lock: no_lock(),
-            cost: Cost::Scan,
-            reason: "SQLite never checked the existing rows' new values; complete refuses while any points at a missing row".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
-    }
-    if !d.single_step {
-        let mut sql = Vec::new();
-        if let Some(def) = &d.default_at_complete {
-            sql.push("PRAGMA writable_schema = ON".to_string());
-            sql.push(format!(
-                "UPDATE sqlite_schema SET sql = <the table's CREATE TABLE with DEFAULT {}> WHERE type = 'table' AND name = {}",
-                schema_edit::default_clause(def, d.default_kind == Some(DefaultKind::Literal)),
-                literal(&schema.name)
-            ));
-            sql.push("PRAGMA schema_version = <current + 1>".to_string());
-            sql.push("PRAGMA writable_schema = OFF".to_string());
-        }
-        for trg in &d.objects.triggers {
-            sql.push(format!("DROP TRIGGER IF EXISTS {}", quote(trg)));
-        }
-        if let Some(k) = &d.objects.guard_counter {
-            sql.push(format!(
-                "DELETE FROM {} WHERE key = {}",
-                quote(COUNTER_TABLE),
-                literal(k)
-            ));
-        }
-        if !sql.is_empty() {
-            steps.push(Step {
-                phase: Phase::Contract,
-                action: Action::Finish,
-                summary: match (&d.default_at_complete, d.objects.triggers.is_empty()) {
-                    (Some(_), false) => "set the default and drop the triggers, in one transaction".into(),
-                    (Some(_), true) => "set the default".into(),
-                    (None, _) => "drop the triggers".into(),
-                },
-                sql,
-                lock: write_lock(brief),
-                cost: Cost::CatalogOnly,
-                reason: if d.default_at_complete.is_some() {
-                    "SQLite has no ALTER COLUMN … SET DEFAULT: its documented schema-edit procedure changes the default without touching rows; the triggers go in the same transaction, so no write falls between them".into()
-                } else {
-                    "the scaffolding comes off; writers now set the column themselves".into()
-                },
-                undo: vec![],
-                undo_cost: None,
-            });
-        }
-    }
-    steps
-}
 
 impl Engine for Sqlite {
     fn label(&self) -> String {
@@ -1419,7 +975,9 @@ impl Engine for Sqlite {
         let first = state.cursor.is_none();
         let captured = state.captured.clone();
         let capture_once = plan.fill.as_ref().is_some_and(|f| f.capture_once);
-        let (select, update) = Sqlite::batch_sql(plan, first, capture_once);
+        let fill = plan.fill.as_ref().expect("a backfill step has a fill plan");
+        let (select, update) =
+            rules::batch_sql(&plan.table, &plan.column, fill, first, capture_once);
         let n = hi.len();
         let id = state.id;
         let cursor = state.cursor.clone();
@@ -1746,5 +1304,28 @@ impl Engine for Sqlite {
             ),
             &[&id],
         )
+    }
+}
+
+#[cfg(test)]
+mod trigger_event_tests {
+    use super::trigger_event;
+
+    #[test]
+    fn finds_the_event_after_the_name() {
+        assert_eq!(
+            trigger_event("CREATE TRIGGER insert_log AFTER UPDATE OF a ON t BEGIN SELECT 1; END"),
+            "UPDATE"
+        );
+        assert_eq!(
+            trigger_event(
+                "create trigger if not exists \"on update\" before delete on t begin select 1; end"
+            ),
+            "DELETE"
+        );
+        assert_eq!(
+            trigger_event("CREATE TEMP TRIGGER t1 INSTEAD OF INSERT ON v BEGIN SELECT 1; END"),
+            "INSERT"
+        );
     }
 }
