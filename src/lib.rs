@@ -30,9 +30,24 @@ pub fn dialect_of(url: &DatabaseUrl) -> Dialect {
     }
 }
 
-/// Plans a migration against the live database, changing nothing.
+/// Plans a migration against the live database, changing nothing. For a migration already in
+/// progress under that name, the plan it is following (its schema has moved on since).
 pub fn plan(url: &DatabaseUrl, migration: &Migration) -> Result<Plan> {
     let mut engine = engine::connect(url)?;
+    if let Some(state) = run::active_state(engine.as_mut(), &migration.name)? {
+        run::check_same_spec(&state, migration)?;
+        let mut plan = state.plan;
+        plan.notes.insert(
+            0,
+            format!(
+                "in progress: {} at step {} of {} (the plan recorded by `start`)",
+                state.status.label(),
+                (state.next_step + 1).min(plan.steps.len()),
+                plan.steps.len()
+            ),
+        );
+        return Ok(plan);
+    }
     engine.plan(migration)
 }
 

@@ -592,3 +592,34 @@ fn two_drivers_never_run_the_same_database_at_once() {
     );
     db.start(&tier_migration()).unwrap();
 }
+
+#[test]
+fn plan_of_a_migration_in_progress_is_the_recorded_one() {
+    let db = TestDb::new(100);
+    db.start(&tier_migration()).unwrap();
+    let plan = zerodown::plan(&db.url, &tier_migration()).unwrap();
+    assert!(
+        plan.notes[0].contains("in progress: backfilled"),
+        "{:?}",
+        plan.notes
+    );
+    let mut changed = tier_migration();
+    let zerodown::spec::Operation::AddColumn(a) = &mut changed.operation;
+    a.index = false;
+    let err = zerodown::plan(&db.url, &changed).unwrap_err().to_string();
+    assert!(err.contains("- index = true"), "{err}");
+}
+
+#[test]
+fn zerodowns_own_connection_does_not_enforce_foreign_keys() {
+    let db = TestDb::new(1);
+    let s = zerodown::engine::sqlite::Sqlite::open(&db.path).unwrap();
+    let fk: i64 = s
+        .connection()
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        fk, 0,
+        "a batch must never abort halfway on an old orphan row"
+    );
+}

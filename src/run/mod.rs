@@ -101,6 +101,21 @@ fn spec_diff(old: &str, new: &str) -> String {
     out.join("\n")
 }
 
+/// Refuses a spec that differs from the one recorded under the same name, showing the difference.
+pub fn check_same_spec(state: &StateRow, migration: &Migration) -> Result<()> {
+    let spec = migration.canonical_toml();
+    if state.spec == spec {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "migration `{}` is already in progress with a different spec:\n{}\nfinish it (`zerodown complete {}`) or undo it (`zerodown rollback {}`) first, or give the new spec another name",
+        migration.name,
+        spec_diff(&state.spec, &spec),
+        migration.name,
+        migration.name
+    )))
+}
+
 /// `start`: expand, dual-write and backfill; blocks until the backfill is done. Running it again resumes.
 pub fn start(
     engine: &mut dyn Engine,
@@ -113,15 +128,7 @@ pub fn start(
     let _lock = engine.lock_driver(Duration::ZERO)?;
     let state = match existing {
         Some(state) => {
-            if state.spec != spec {
-                return Err(Error::Refused(format!(
-                    "migration `{}` is already in progress with a different spec:\n{}\nfinish it (`zerodown complete {}`) or undo it (`zerodown rollback {}`) first, or give the new spec another name",
-                    migration.name,
-                    spec_diff(&state.spec, &spec),
-                    migration.name,
-                    migration.name
-                )));
-            }
+            check_same_spec(&state, migration)?;
             match state.status {
                 Status::Started => {
                     (ctx.emit)(Event::Note(format!(
@@ -246,8 +253,8 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
         }
         if state.cancel_requested {
             return Err(Error::Interrupted(format!(
-                "`{}` stopped: a rollback asked this run to stop",
-                state.name
+                "`{}` stopped: a rollback asked this run to stop; run `zerodown rollback {}` to finish it",
+                state.name, state.name
             )));
         }
         if ctx.cancel.load(Ordering::SeqCst) {
