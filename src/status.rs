@@ -61,6 +61,7 @@ fn report(engine: &mut dyn Engine, s: StateRow) -> Result<Report> {
         Status::Completed | Status::RolledBack | Status::RollingBack => {
             s.status.label().to_string()
         }
+        Status::Backfilled => "waiting for complete".to_string(),
         _ => s
             .plan
             .steps
