@@ -78,11 +78,26 @@ fn pg18_starts_and_gives_fresh_databases() {
     pg_smoke(18);
 }
 
+/// A listener on 127.0.0.1 holding a port, and that port forced as the next start's first choice.
+fn occupy_next_port() -> std::net::TcpListener {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    support::process::force_next_port(l.local_addr().unwrap().port());
+    l
+}
+
 #[test]
 fn pg_dedicated_restart() {
+    // The first port tried is taken: the start retries on another one.
+    let taken = occupy_next_port();
     let Some(pg) = PgServer::start_dedicated(15) else {
         return;
     };
+    assert_ne!(pg.port(), taken.local_addr().unwrap().port());
+    assert!(
+        pg.log_tail(100).contains("port clash"),
+        "{}",
+        pg.log_tail(100)
+    );
     let db = pg.fresh_database("restart");
     let mut c = db.connect();
     c.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)")
@@ -131,6 +146,11 @@ fn mariadb_starts_and_gives_fresh_databases() {
     assert_eq!(current, db.name);
     let log_bin: i64 = c.query_first("SELECT @@log_bin").unwrap().unwrap();
     assert_eq!(log_bin, 0);
+    let charset: String = c
+        .query_first("SELECT @@character_set_server")
+        .unwrap()
+        .unwrap();
+    assert_eq!(charset, "utf8mb4");
 
     let other = my.fresh_database("harness smoke");
     assert_ne!(db.name, other.name);
@@ -158,12 +178,19 @@ fn mariadb_starts_and_gives_fresh_databases() {
 
 #[test]
 fn mariadb_dedicated_with_binlog_and_restart() {
+    let taken = occupy_next_port();
     let Some(my) = MariaDbServer::start_dedicated(MariaDbOptions {
         binlog: true,
         ..Default::default()
     }) else {
         return;
     };
+    assert_ne!(my.port(), taken.local_addr().unwrap().port());
+    assert!(
+        my.log_tail(100).contains("port clash"),
+        "{}",
+        my.log_tail(100)
+    );
     let db = my.fresh_database("binlog");
     let mut c = db.connect();
     my.assert_own_server(&mut c);

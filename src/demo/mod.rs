@@ -248,15 +248,15 @@ impl Narrator<'_> {
                 self.running = Some((*index, step.phase, step.summary.clone()));
             }
             Event::StepDone { index, elapsed } => {
-                if let Some((i, phase, summary)) = self.running.take() {
-                    if i == *index {
-                        self.steps.push(StepTime {
-                            index: i,
-                            phase,
-                            summary,
-                            elapsed: *elapsed,
-                        });
-                    }
+                if let Some((i, phase, summary)) = self.running.take()
+                    && i == *index
+                {
+                    self.steps.push(StepTime {
+                        index: i,
+                        phase,
+                        summary,
+                        elapsed: *elapsed,
+                    });
                 }
             }
             _ => {}
@@ -390,7 +390,7 @@ fn run_at(
     ));
 
     n.line(format!(
-        "\n== the application starts: {} instances of the old version (balance updates and inserts that know nothing of `tier`) and {} readers, {} ops/s in all, each connection with busy_timeout {}ms",
+        "\n== the application starts: {} instances of the old version (balance updates and inserts that know nothing of `tier`) and {} readers, {} ops/s in all, each connection with busy_timeout {}ms (WAL checkpoints in a background thread)",
         opts.instances,
         opts.readers,
         opts.rate,
@@ -491,7 +491,16 @@ fn run_at(
         "zerodown demo: added accounts.tier (text NOT NULL DEFAULT 'standard', CHECK, index) to {} rows under live traffic\n",
         opts.rows
     );
-    let _ = writeln!(s, "database      {where_}\n");
+    let _ = writeln!(s, "database      {where_}");
+    let _ = writeln!(
+        s,
+        "application   {} ops/s: half point reads, half writes (70% balance updates, 30% inserts);\n              {} app instances + {} readers, own connections, busy_timeout {}ms, WAL checkpoints\n              in a background thread every {}ms\n",
+        opts.rate,
+        opts.instances,
+        opts.readers,
+        APP_BUSY_TIMEOUT.as_millis(),
+        traffic::CHECKPOINT_EVERY.as_millis()
+    );
     let total = t.before + t.start + t.deploy + t.complete + t.after;
     let _ = writeln!(s, "time per phase");
     let _ = writeln!(
@@ -778,4 +787,63 @@ fn check(db: &Path, expr: &str, ledgers: &[traffic::Ledger]) -> Result<Check> {
         schema,
         schema_problems: problems,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic::{Ledger, Written};
+
+    const EXPR: &str = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END";
+
+    /// The check is no rubber stamp: a lost update, a missing row and a wrong tier are all counted.
+    #[test]
+    fn check_counts_lost_writes_and_mismatched_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        create_database(&db, 100).unwrap();
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!(
+            "ALTER TABLE accounts ADD COLUMN tier text; UPDATE accounts SET tier = {EXPR};"
+        ))
+        .unwrap();
+        let balance = |id: i64| -> i64 {
+            conn.query_row("SELECT balance FROM accounts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let mut ledger = Ledger::default();
+        for id in 1..=10 {
+            ledger.rows.insert(
+                id,
+                Written {
+                    email: None,
+                    balance: balance(id),
+                    tier: None,
+                },
+            );
+        }
+        let good = check(&db, EXPR, std::slice::from_ref(&ledger)).unwrap();
+        assert_eq!((good.lost_writes, good.mismatched_rows), (0, 0));
+
+        ledger.rows.get_mut(&3).unwrap().balance += 1; // an update the table does not have
+        ledger.rows.insert(
+            1000,
+            Written {
+                email: Some("gone@example.com".into()),
+                balance: 1,
+                tier: None,
+            },
+        ); // a row that is not there
+        conn.execute(
+            "UPDATE accounts SET tier = CASE tier WHEN 'gold' THEN 'standard' ELSE 'gold' END WHERE id = 5",
+            [],
+        )
+        .unwrap();
+        let bad = check(&db, EXPR, &[ledger]).unwrap();
+        assert_eq!((bad.lost_writes, bad.mismatched_rows), (2, 1));
+        // The bare column has none of the constraints the migration promises.
+        assert!(bad.schema_problems > 0, "{:?}", bad.schema);
+    }
 }

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,29 +13,14 @@ use std::time::{Duration, Instant};
 /// The application's busy_timeout: longer than any write-lock hold of the migration (the plan says so).
 pub const APP_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
-/// Where in the story an operation was issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
+/// The part of the story an operation was scheduled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
-    Before = 0,
-    Start = 1,
-    Deploy = 2,
-    Complete = 3,
-    After = 4,
-}
-
-impl Window {
-    pub const ALL: [Window; 5] = [
-        Window::Before,
-        Window::Start,
-        Window::Deploy,
-        Window::Complete,
-        Window::After,
-    ];
-
-    fn from_u8(v: u8) -> Window {
-        Window::ALL[usize::from(v).min(4)]
-    }
+    Before,
+    Start,
+    Deploy,
+    Complete,
+    After,
 }
 
 /// One application operation, as measured.
@@ -53,7 +38,8 @@ pub struct Sample {
 /// State shared by the traffic threads and the demo's driver.
 pub struct Shared {
     pub epoch: Instant,
-    window: AtomicU8,
+    /// When each window began, since the epoch (the first is Before, at zero).
+    windows: Mutex<Vec<(Duration, Window)>>,
     pub stop: AtomicBool,
     pub samples: Mutex<Vec<Sample>>,
     /// Distinct error messages with their counts.
@@ -62,11 +48,18 @@ pub struct Shared {
 
 impl Shared {
     pub fn set_window(&self, w: Window) {
-        self.window.store(w as u8, Ordering::SeqCst);
+        self.windows.lock().unwrap().push((self.epoch.elapsed(), w));
     }
 
-    pub fn window(&self) -> Window {
-        Window::from_u8(self.window.load(Ordering::SeqCst))
+    /// The window an operation scheduled at `t` (since the epoch) belongs to: a late operation is
+    /// charged to the window whose events delayed it, not to the one it finally ran in.
+    fn window_at(&self, t: Duration) -> Window {
+        let windows = self.windows.lock().unwrap();
+        windows
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= t)
+            .map_or(Window::Before, |(_, w)| *w)
     }
 
     fn record(&self, s: Sample) {
@@ -169,7 +162,6 @@ fn open_loop(shared: &Shared, rate: f64, mut op: impl FnMut() -> (bool, Result<(
         }
         let scheduled = next;
         next += interval;
-        let window = shared.window();
         let (write, result) = op();
         let end = Instant::now();
         let ok = result.is_ok();
@@ -177,7 +169,7 @@ fn open_loop(shared: &Shared, rate: f64, mut op: impl FnMut() -> (bool, Result<(
             shared.record_error(e);
         }
         shared.record(Sample {
-            window,
+            window: shared.window_at(scheduled.saturating_duration_since(shared.epoch)),
             write,
             ok,
             latency: end.saturating_duration_since(scheduled),
@@ -359,7 +351,7 @@ impl Traffic {
     pub fn start(path: &Path, rows: i64, rate: f64, instances: usize, readers: usize) -> Traffic {
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
-            window: AtomicU8::new(Window::Before as u8),
+            windows: Mutex::new(vec![(Duration::ZERO, Window::Before)]),
             stop: AtomicBool::new(false),
             samples: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),

@@ -82,6 +82,8 @@ pub struct Defaults {
     pub lock_budget: Duration,
     pub batch_time: Duration,
     pub quiet_period: Duration,
+    /// Rest between two steps that each hold a write lock, so waiting application writers get in.
+    pub step_gap: Duration,
 }
 
 /// A migration's row in the engine's state table.
@@ -165,6 +167,7 @@ pub struct BatchOutcome {
     pub rows_scanned: i64,
     pub rows_updated: i64,
     pub new_cursor: Option<Vec<KeyValue>>,
+    /// How long the batch held its lock (not counting the wait for it).
     pub elapsed: Duration,
     /// Another connection committed since the previous batch (SQLite: PRAGMA data_version moved).
     pub others_writing: bool,

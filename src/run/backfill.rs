@@ -19,20 +19,19 @@ pub fn next_batch_size(current: i64, elapsed: Duration, target: Duration) -> i64
     ((current as f64 * factor) as i64).clamp(MIN_BATCH, MAX_BATCH)
 }
 
-/// Adaptive pause: none while no other connection commits; while others write, long enough for a waiting
-/// writer to get its turn (about twice the batch's own lock hold), growing while writers keep arriving.
-pub fn next_pause(current: Duration, batch_elapsed: Duration, others_writing: bool) -> Duration {
-    if others_writing {
-        (batch_elapsed * 2)
-            .max(current)
-            .clamp(Duration::from_millis(1), MAX_PAUSE)
+/// How long after another connection's last commit the backfill still yields to writers.
+const WRITERS_RECENT: Duration = Duration::from_secs(2);
+
+/// Adaptive pause. While other connections have committed recently, rest twice the batch's lock hold
+/// (the lock is held a third of the time), so a waiting writer's next retry finds it free. When none
+/// has committed for a while, rest a quarter of the hold: fast, yet a writer that starts waiting still
+/// gets in within a few retries — its commit then switches the backfill back to yielding. Never a
+/// ratchet: each pause follows from the last batch alone.
+pub fn next_pause(hold: Duration, writers_recent: bool) -> Duration {
+    if writers_recent {
+        (hold * 2).clamp(Duration::from_millis(1), MAX_PAUSE)
     } else {
-        let half = current / 2;
-        if half < Duration::from_micros(500) {
-            Duration::ZERO
-        } else {
-            half
-        }
+        (hold / 4).min(MAX_PAUSE)
     }
 }
 
@@ -47,8 +46,8 @@ pub fn run(
     let target = ctx.settings.batch_time.unwrap_or(defaults.batch_time);
     let total = state.rows_total.unwrap_or(0);
     let mut batch_size: i64 = 100;
-    let mut pause = Duration::ZERO;
     let started = Instant::now();
+    let mut last_seen_writes: Option<Instant> = None;
     let done_at_start = state.rows_done;
     loop {
         if ctx.cancel.load(Ordering::SeqCst) {
@@ -80,9 +79,15 @@ pub fn run(
             )));
         }
         batch_size = next_batch_size(batch_size, outcome.elapsed, target);
-        pause = match ctx.settings.pause {
+        if outcome.others_writing {
+            last_seen_writes = Some(Instant::now());
+        }
+        let pause = match ctx.settings.pause {
             Some(fixed) => fixed,
-            None => next_pause(pause, outcome.elapsed, outcome.others_writing),
+            None => next_pause(
+                outcome.elapsed,
+                last_seen_writes.is_some_and(|t| t.elapsed() < WRITERS_RECENT),
+            ),
         };
         if !pause.is_zero() {
             std::thread::sleep(pause);
@@ -105,23 +110,11 @@ mod tests {
     }
 
     #[test]
-    fn pause_only_while_others_write() {
+    fn pause_yields_to_writers_and_never_ratchets() {
         let b = Duration::from_millis(5);
-        assert_eq!(
-            next_pause(Duration::ZERO, b, true),
-            Duration::from_millis(10)
-        );
-        assert_eq!(
-            next_pause(Duration::from_millis(10), b, false),
-            Duration::from_millis(5)
-        );
-        assert_eq!(
-            next_pause(Duration::from_micros(600), b, false),
-            Duration::ZERO
-        );
-        assert_eq!(
-            next_pause(Duration::ZERO, Duration::from_secs(1), true),
-            MAX_PAUSE
-        );
+        assert_eq!(next_pause(b, true), Duration::from_millis(10));
+        assert_eq!(next_pause(b, false), Duration::from_micros(1250));
+        assert_eq!(next_pause(Duration::from_secs(1), true), MAX_PAUSE);
+        assert_eq!(next_pause(Duration::ZERO, true), Duration::from_millis(1));
     }
 }

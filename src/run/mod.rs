@@ -5,7 +5,7 @@ mod backfill;
 
 use crate::engine::{Engine, Event, LockGuardSettings, Settings, StateRow, Status};
 use crate::error::{Error, Result};
-use crate::plan::{Action, Phase, Plan};
+use crate::plan::{Action, Cost, Phase, Plan};
 use crate::spec::Migration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -221,20 +221,26 @@ fn run_check(
         step: plan.steps[index].clone(),
     });
     if action == Action::NullPreflight {
-        let n = engine.count_null_fill(plan)?;
-        if n > 0 {
-            return Err(Error::Refused(format!(
-                "`{}` is NOT NULL, but its value would be NULL for {n} existing row(s) of `{}` (`{}` yields NULL there); fix those rows or change the expression — nothing was changed",
-                plan.column,
-                plan.table,
-                plan.fill.as_ref().map(|f| f.expr.as_str()).unwrap_or("")
-            )));
-        }
+        null_preflight(engine, plan)?;
     }
     (ctx.emit)(Event::StepDone {
         index,
         elapsed: started.elapsed(),
     });
+    Ok(())
+}
+
+/// A NOT NULL column whose fill value is NULL for some existing rows could never complete.
+fn null_preflight(engine: &mut dyn Engine, plan: &Plan) -> Result<()> {
+    let n = engine.count_null_fill(plan)?;
+    if n > 0 {
+        return Err(Error::Refused(format!(
+            "`{}` is NOT NULL, but its value would be NULL for {n} existing row(s) of `{}` (`{}` yields NULL there); fix those rows or change the expression — nothing was changed",
+            plan.column,
+            plan.table,
+            plan.fill.as_ref().map(|f| f.expr.as_str()).unwrap_or("")
+        )));
+    }
     Ok(())
 }
 
@@ -274,7 +280,7 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
         let started = Instant::now();
         match step.action {
             Action::NullPreflight => {
-                run_check(engine, &state.plan, index, Action::NullPreflight, ctx)?;
+                null_preflight(engine, &state.plan)?;
                 engine.mark_step_done(id, index)?;
             }
             Action::Ddl => engine.run_ddl(id, index, &step.sql, &guard, ctx.emit)?,
@@ -312,6 +318,14 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
         let elapsed = started.elapsed();
         engine.add_timing(id, step.phase.label(), elapsed.as_secs_f64())?;
         (ctx.emit)(Event::StepDone { index, elapsed });
+        let next_locks = state
+            .plan
+            .steps
+            .get(index + 1)
+            .is_some_and(|n| n.lock.blocks_writes && index + 1 < end);
+        if step.lock.blocks_writes && step.cost == Cost::Scan && next_locks {
+            std::thread::sleep(engine.defaults().step_gap);
+        }
     }
 }
 

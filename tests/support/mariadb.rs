@@ -181,6 +181,12 @@ impl MariaDbServer {
                 self.dir().join("mariadbd.pid").display()
             ))
             .arg(format!("--tmpdir={}", self.dir().display()))
+            // What Debian's packaged configuration sets (--no-defaults skips it; the compiled-in
+            // default is latin1).
+            .args([
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
+            ])
             .args(FAST);
         if self.options.binlog {
             cmd.args(["--log-bin=mysql-bin", "--server-id=1"]);

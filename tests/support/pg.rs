@@ -241,11 +241,17 @@ impl PgServer {
             .stderr(err);
         clean_env(&mut cmd);
         self.sup.spawn(&mut cmd);
-        let config = self.config("postgres");
-        let client = process::wait_ready(&self.sup, &self.log_path(), &self.describe(), || {
-            config.connect(NoTls).map_err(|e| e.to_string())
-        })?;
-        let mut client = client;
+        // Readiness through the unix socket in our own directory: only our server can answer there.
+        // (Polling the TCP port could reach whoever holds it after a clash, and a connection that
+        // gets no answer blocks: the driver's connect_timeout covers only the TCP connect.) The
+        // postmaster binds its TCP port before it accepts connections, and exits when it cannot.
+        let config = self.config_via("postgres", true);
+        let socket_client =
+            process::wait_ready(&self.sup, &self.log_path(), &self.describe(), || {
+                config.connect(NoTls).map_err(|e| e.to_string())
+            })?;
+        drop(socket_client);
+        let mut client = self.connect("postgres");
         self.assert_own_server(&mut client);
         *lock(&self.admin) = Some(client);
         Ok(())
@@ -323,16 +329,25 @@ impl PgServer {
         )
     }
 
-    fn config(&self, db: &str) -> postgres::Config {
+    /// Superuser connection settings over TCP to 127.0.0.1, or over our unix socket.
+    fn config_via(&self, db: &str, unix_socket: bool) -> postgres::Config {
         let mut c = postgres::Config::new();
-        c.host("127.0.0.1")
-            .port(self.port())
+        if unix_socket {
+            c.host_path(self.dir());
+        } else {
+            c.host("127.0.0.1");
+        }
+        c.port(self.port())
             .user(SUPERUSER)
             .password(PASSWORD)
             .dbname(db)
             .connect_timeout(Duration::from_secs(10))
             .application_name("zerodown-test-harness");
         c
+    }
+
+    fn config(&self, db: &str) -> postgres::Config {
+        self.config_via(db, false)
     }
 
     /// A new superuser connection to database `db`.

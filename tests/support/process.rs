@@ -8,7 +8,10 @@
 //! `atexit` hook registered here, which runs when libtest calls `exit`) or when the test process dies
 //! in any way (SIGKILL included). The watchdog then signals the server whose pid is in
 //! `<dir>/zd-server.pid` (checking that the process still is that server), waits up to 10 s, kills
-//! it, and removes the directory.
+//! it, and removes the directory (kept, with the logs, under `ZERODOWN_KEEP_SERVER_DIRS=1`).
+//!
+//! Server directories are `/dev/shm/zd-XXXXXX` where /dev/shm is a big enough tmpfs (see
+//! [`base_dir`]), else `/tmp/zd-XXXXXX`.
 
 use std::collections::HashSet;
 use std::fs;
@@ -29,6 +32,11 @@ const WATCHDOG_PID_FILE: &str = "zd-watchdog.pid";
 
 /// How long a server may take to become ready before the start is declared failed.
 pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Set `ZERODOWN_KEEP_SERVER_DIRS=1` to keep the server directories (data and logs) after the run.
+pub fn keep_dirs() -> bool {
+    std::env::var("ZERODOWN_KEEP_SERVER_DIRS").is_ok_and(|v| v == "1" || v == "true")
+}
 
 /// Set `ZERODOWN_REQUIRE_ENGINES=1` to turn "engine not installed" from a skip into a failure.
 pub fn engines_required() -> bool {
@@ -186,8 +194,21 @@ pub fn write_private(path: &Path, contents: &str, owner: Option<RunAs>) {
     }
 }
 
+thread_local! {
+    static FORCED_PORT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the next [`free_port`] call on this thread return `port` (to test the retry on a port
+/// clash: a server started on this thread will first try that port).
+pub fn force_next_port(port: u16) {
+    FORCED_PORT.with(|p| p.set(Some(port)));
+}
+
 /// A port that was free on 127.0.0.1 a moment ago (the caller retries on a clash).
 pub fn free_port() -> u16 {
+    if let Some(p) = FORCED_PORT.with(|p| p.take()) {
+        return p;
+    }
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -238,7 +259,7 @@ pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) {
     }
 }
 
-/// Polls `attempt` until it returns `Some`, the server process exits (`Err(status)`), or
+/// Polls `attempt` until it returns `Ok`, the server process exits (`Err(status)`), or
 /// [`START_TIMEOUT`] passes (panics with the log tail).
 pub fn wait_ready<T>(
     sup: &Supervised,
@@ -273,7 +294,9 @@ pub fn wait_ready<T>(
 /// True when a server log says it could not bind its port (the caller retries on another port).
 pub fn port_clash(log: &Path) -> bool {
     let tail = log_tail(log, 30);
-    tail.contains("Address already in use") || tail.contains("Do you already have another")
+    tail.contains("Address already in use")
+        || tail.contains("could not create any TCP/IP sockets")
+        || tail.contains("Do you already have another")
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -281,7 +304,7 @@ pub fn port_clash(log: &Path) -> bool {
 
 const WATCHDOG: &str = r#"
 trap '' INT HUP TERM QUIT PIPE
-dir=$1; sig=$2
+dir=$1; sig=$2; keep=$3
 while read -r _; do :; done
 alive() {
     [ -r "/proc/$1/stat" ] || return 1
@@ -295,7 +318,7 @@ if [ -n "$pid" ] && alive "$pid"; then
     while alive "$pid" && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i+1)); done
     if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
 fi
-rm -rf "$dir"
+if [ "$keep" = keep ]; then rm -f "$dir/zd-watchdog.pid" "$dir/zd-server.pid"; else rm -rf "$dir"; fi
 "#;
 
 struct Shared {
@@ -382,6 +405,7 @@ impl Supervised {
             .arg("zerodown-test-watchdog")
             .arg(dir)
             .arg(final_signal)
+            .arg(if keep_dirs() { "keep" } else { "remove" })
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

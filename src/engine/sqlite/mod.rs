@@ -21,6 +21,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How often the backfill checkpoints the WAL (passively: it never waits for readers).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// The state table's name on SQLite.
 pub const STATE_TABLE: &str = "_zerodown_migrations";
 /// The deploy-order guard's counters.
@@ -33,6 +35,10 @@ pub struct Sqlite {
     data_version: i64,
     /// The lock guard for zerodown's own state writes, set per command by [`Engine::configure`].
     guard: LockGuardSettings,
+    /// How long the last write transaction held the write lock (excluding the wait for it).
+    last_hold: Duration,
+    /// When zerodown last checkpointed the WAL itself (its own automatic checkpoints are off).
+    last_checkpoint: Instant,
 }
 
 /// The facts about the database that a plan depends on, besides the table.
@@ -101,12 +107,14 @@ impl Sqlite {
         }
         // zerodown's own connection never enforces foreign keys, so a batch never aborts halfway on an
         // old orphan row; the new column's references are checked at complete.
-        conn.execute_batch("PRAGMA foreign_keys = OFF")
+        conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 0")
             .map_err(|e| sqlite_err("turning foreign keys off", e))?;
         let mut s = Sqlite {
             conn,
             path: path.to_path_buf(),
             data_version: 0,
+            last_hold: Duration::ZERO,
+            last_checkpoint: Instant::now(),
             guard: LockGuardSettings {
                 timeout: Duration::from_millis(200),
                 budget: Duration::from_secs(600),
@@ -357,10 +365,16 @@ impl Sqlite {
             attempt += 1;
             set_polling_busy_handler(&mut self.conn, guard.timeout)?;
             let attempt_started = Instant::now();
-            let e: rusqlite::Error = match self.conn.execute_batch("BEGIN IMMEDIATE") {
+            let begun = self.conn.execute_batch("BEGIN IMMEDIATE");
+            let begin_wait = attempt_started.elapsed();
+            let e: rusqlite::Error = match begun {
                 Ok(()) => match f(&self.conn) {
                     Ok(v) => match self.conn.execute_batch("COMMIT") {
-                        Ok(()) => return Ok(v),
+                        Ok(()) => {
+                            // The write lock was held from BEGIN IMMEDIATE's return to COMMIT's.
+                            self.last_hold = attempt_started.elapsed().saturating_sub(begin_wait);
+                            return Ok(v);
+                        }
                         Err(e) => e,
                     },
                     Err(e) => {
@@ -630,6 +644,9 @@ impl Engine for Sqlite {
             lock_budget: Duration::from_secs(600),
             batch_time: Duration::from_millis(5),
             quiet_period: Duration::from_secs(10),
+            // SQLite's default busy handler sleeps up to 100 ms between tries: a shorter gap between
+            // two lock-holding steps is missed by a writer that has already waited a while.
+            step_gap: Duration::from_millis(100),
         }
     }
 
@@ -1059,12 +1076,21 @@ impl Engine for Sqlite {
                     .map_err(|e| sqlite_err("saving the cursor", e))?;
                 Ok((scanned, updated, Some(new_cursor), cancel))
             })?;
+        let hold = self.last_hold;
         self.data_version = self.read_data_version()?;
+        // zerodown checkpoints the WAL itself, outside its lock hold, so that neither its batches nor
+        // the application's commits pay for copying the backfill's pages back into the database.
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            self.last_checkpoint = Instant::now();
+        }
         Ok(BatchOutcome {
             rows_scanned: scanned,
             rows_updated: updated,
             new_cursor,
-            elapsed: started.elapsed(),
+            elapsed: hold,
             others_writing,
             cancel_requested: cancel,
         })
