@@ -51,7 +51,8 @@ fn rows_done(db: &TestDb) -> (i64, Option<i64>) {
     .unwrap_or((0, None))
 }
 
-/// Starts `zerodown start` as a child and waits until its backfill is under way.
+/// Starts `zerodown start` as a child and waits until its backfill is under way; the caller waits on it.
+#[allow(clippy::zombie_processes)]
 fn start_child_mid_backfill(db: &TestDb, file: &str) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_zerodown"))
         .args(["start", file, "--batch-time", "1ms", "--pause", "5ms"])

@@ -178,10 +178,10 @@ impl TestDb {
         }
         let s = quiet(Duration::ZERO);
         let r = zerodown::start(&self.url, m, &s, &mut emit, &cancel);
-        if let Ok(StartOutcome::Backfilled { .. }) = r {
-            if !cancel.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = zerodown::complete(&self.url, &m.name, &s, &mut emit, &cancel);
-            }
+        if let Ok(StartOutcome::Backfilled { .. }) = r
+            && !cancel.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let _ = zerodown::complete(&self.url, &m.name, &s, &mut emit, &cancel);
         }
     }
 
