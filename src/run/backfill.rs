@@ -90,7 +90,10 @@ pub fn run(
             ),
         };
         if !pause.is_zero() {
-            std::thread::sleep(pause);
+            // Jitter, so the batch cycle never phase-locks with a waiting writer's fixed retry sleeps
+            // (SQLite's busy handler sleeps 5, 10, 15, 20, 25 ms…): a locked-step writer would miss
+            // every gap.
+            std::thread::sleep(pause.mul_f64(rand::random_range(0.5..1.5)));
         }
     }
 }
