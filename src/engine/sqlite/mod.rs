@@ -54,6 +54,15 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// Quotes each identifier and joins them with commas: a column list.
+pub fn quote_list(idents: &[String]) -> String {
+    idents
+        .iter()
+        .map(|i| quote(i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Quotes a string literal.
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -912,12 +921,7 @@ impl Engine for Sqlite {
         }
         let fill = plan.fill.as_ref().expect("a fill plan");
         let t = quote(&plan.table);
-        let keys = fill
-            .key
-            .iter()
-            .map(|k| quote(k))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let keys = quote_list(&fill.key);
         let desc = fill
             .key
             .iter()
@@ -1106,12 +1110,7 @@ impl Engine for Sqlite {
         let fill = plan.fill.as_ref().expect("a fill plan");
         let t = quote(&plan.table);
         let c = quote(&plan.column);
-        let key = fill
-            .key
-            .iter()
-            .map(|k| quote(k))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let key = quote_list(&fill.key);
         let value = match (&state.captured, fill.capture_once) {
             (Some(v), true) => to_value(v),
             _ => Value::Null,

@@ -1,7 +1,7 @@
 //! SQLite's rules: which statement each step runs, what it locks and for how long, and why — pure
 //! data built from the live schema, with no database access (snapshot-tested).
 
-use super::{COUNTER_TABLE, SqliteEnv, literal, quote, schema_edit};
+use super::{COUNTER_TABLE, SqliteEnv, literal, quote, quote_list, schema_edit};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
@@ -219,12 +219,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
         ));
         undo.push(format!("DROP TRIGGER IF EXISTS {}", quote(ins)));
         if let Some(upd) = d.objects.triggers.get(1) {
-            let cols = fill
-                .source_columns
-                .iter()
-                .map(|s| quote(s))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = quote_list(&fill.source_columns);
             sql.push(format!(
                 "CREATE TRIGGER {} AFTER UPDATE OF {cols} ON {t} FOR EACH ROW WHEN NEW.{c} IS OLD.{c} BEGIN {set} END",
                 quote(upd)
@@ -431,12 +426,7 @@ pub(super) fn batch_sql(
     let t = quote(table);
     let c = quote(column);
     let n = fill.key.len();
-    let keys = fill
-        .key
-        .iter()
-        .map(|k| quote(k))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let keys = quote_list(&fill.key);
     let tuple = |start: usize| -> String {
         let ps: Vec<String> = (start..start + n).map(|i| format!("?{i}")).collect();
         if n == 1 {
