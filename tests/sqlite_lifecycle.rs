@@ -64,13 +64,16 @@ fn derived_not_null_column_with_check_and_index() {
     );
     // complete: refused while an old writer was seen inserting within the quiet period…
     let err = db.complete_with("0042_tier", quiet(Duration::from_millis(300)), || {
-        std::thread::sleep(Duration::from_millis(100));
-        db.conn()
-            .execute(
-                "INSERT INTO accounts(email, balance) VALUES ('old@x', 5)",
-                [],
+        // An old application version keeps inserting without the column for longer than the period.
+        let c = db.conn();
+        for i in 0..20 {
+            c.execute(
+                "INSERT INTO accounts(email, balance) VALUES (?1, 5)",
+                [format!("old{i}@x")],
             )
             .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
     });
     assert!(
         err.unwrap_err().to_string().contains("still running"),
@@ -563,7 +566,7 @@ fn two_drivers_never_run_the_same_database_at_once() {
                 &url,
                 &tier_migration(),
                 &zerodown::Settings {
-                    pause: Some(Duration::from_millis(20)),
+                    pause: Some(Duration::from_millis(50)),
                     ..Default::default()
                 },
                 &mut |_| {},
