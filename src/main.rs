@@ -130,7 +130,8 @@ struct Tuning {
     /// Target time of one backfill batch; the batch size adapts to it [SQLite default: 5ms].
     #[arg(long, value_parser = parse_duration)]
     batch_time: Option<Duration>,
-    /// Fixed rest between batches [SQLite default: adaptive — only while other connections write].
+    /// Fixed rest between batches [SQLite default: adaptive — twice a batch's lock hold while other
+    /// connections write, a quarter of it otherwise, jittered].
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
 }
