@@ -626,3 +626,12 @@ fn zerodowns_own_connection_does_not_enforce_foreign_keys() {
         "a batch must never abort halfway on an old orphan row"
     );
 }
+
+#[test]
+fn rollback_again_after_it_finished_is_a_no_op() {
+    let db = TestDb::new(50);
+    db.start(&tier_migration()).unwrap();
+    db.rollback("0042_tier").unwrap();
+    db.rollback("0042_tier").unwrap();
+    assert!(db.rollback("never_started").is_err());
+}

@@ -421,6 +421,11 @@ pub fn complete(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
 /// `rollback`: stops a running driver, then undoes every step done so far, newest first.
 pub fn rollback(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()> {
     ctx.guard_for(engine);
+    // Running rollback again after it finished (e.g. a re-run after a crash at its very end) is a no-op.
+    if active_state(engine, name)?.is_none() && engine.states()?.iter().any(|s| s.name == name) {
+        (ctx.emit)(Event::Note(format!("`{name}` is already rolled back")));
+        return Ok(());
+    }
     let state = require_state(engine, name)?;
     if state.status == Status::Completed {
         return Err(Error::WrongPhase(format!(
