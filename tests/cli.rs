@@ -29,18 +29,6 @@ fn write(dir: &Path, name: &str, body: &str) -> String {
     p.display().to_string()
 }
 
-const TIER_TOML: &str = r#"
-[add_column]
-table = "accounts"
-column = "tier"
-type = "text"
-not_null = true
-backfill = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END"
-default = "'standard'"
-check = "tier IN ('gold', 'standard')"
-index = true
-"#;
-
 fn rows_done(db: &TestDb) -> (i64, Option<i64>) {
     let c = db.conn();
     c.query_row(

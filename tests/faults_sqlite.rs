@@ -18,17 +18,6 @@ use std::time::{Duration, Instant};
 
 const ROWS: i64 = 20_000;
 
-const TIER_TOML: &str = r#"[add_column]
-table = "accounts"
-column = "tier"
-type = "text"
-not_null = true
-backfill = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END"
-default = "'standard'"
-check = "tier IN ('gold', 'standard')"
-index = true
-"#;
-
 /// What the application saw acknowledged: each row's last balance, and every row it inserted.
 #[derive(Default)]
 struct Ledger {

@@ -34,7 +34,20 @@ pub fn migration(name: &str, f: impl FnOnce(&mut AddColumn)) -> Migration {
     }
 }
 
-/// The design's running example: a derived NOT NULL column with a check, a default and an index.
+/// The design's running example as a user writes it: a derived NOT NULL column with a check, a default
+/// and an index.
+pub const TIER_TOML: &str = r#"[add_column]
+table = "accounts"
+column = "tier"
+type = "text"
+not_null = true
+backfill = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END"
+default = "'standard'"
+check = "tier IN ('gold', 'standard')"
+index = true
+"#;
+
+/// [`TIER_TOML`] as a migration named `0042_tier`.
 pub fn tier_migration() -> Migration {
     migration("0042_tier", |a| {
         a.column = "tier".into();

@@ -529,6 +529,32 @@ impl Sqlite {
             .map_err(|e| sqlite_err("reading the catalog", e))
     }
 
+    /// Runs `sql` and records `next_step` in one write transaction: a crash leaves both or neither.
+    fn run_and_record(
+        &mut self,
+        id: i64,
+        next_step: usize,
+        sql: &[String],
+        what: &str,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let record = format!(
+            "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
+            quote(STATE_TABLE),
+            now_text()
+        );
+        self.write_tx(what, guard, emit, |c| {
+            for s in sql {
+                c.execute_batch(s)
+                    .map_err(|e| Error::db(format!("running `{s}`"), e))?;
+            }
+            c.execute(&record, rusqlite::params![next_step as i64, id])
+                .map_err(|e| sqlite_err("recording the step", e))?;
+            Ok(())
+        })
+    }
+
     /// A write to zerodown's own state, under the same lock guard as every other write.
     fn simple_update(&mut self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<()> {
         let guard = self.guard;
@@ -869,31 +895,19 @@ impl Engine for Sqlite {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        let record = format!(
-            "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
-            quote(STATE_TABLE),
-            now_text()
-        );
-        self.write_tx(&format!("step {}", index + 1), guard, emit, |c| {
-            for s in sql {
-                c.execute_batch(s)
-                    .map_err(|e| Error::db(format!("running `{s}`"), e))?;
-            }
-            c.execute(&record, rusqlite::params![index as i64 + 1, id])
-                .map_err(|e| sqlite_err("recording the step", e))?;
-            Ok(())
-        })
+        self.run_and_record(
+            id,
+            index + 1,
+            sql,
+            &format!("step {}", index + 1),
+            guard,
+            emit,
+        )
     }
 
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
-        self.simple_update(
-            &format!(
-                "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
-                quote(STATE_TABLE),
-                now_text()
-            ),
-            &[&(index as i64 + 1), &id],
-        )
+        let guard = self.guard;
+        self.run_and_record(id, index + 1, &[], "recording a step", &guard, &mut |_| {})
     }
 
     fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
@@ -1304,20 +1318,7 @@ impl Engine for Sqlite {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        let record = format!(
-            "UPDATE {} SET next_step = ?1, updated_at = {} WHERE id = ?2",
-            quote(STATE_TABLE),
-            now_text()
-        );
-        self.write_tx("a rollback step", guard, emit, |c| {
-            for s in sql {
-                c.execute_batch(s)
-                    .map_err(|e| Error::db(format!("running `{s}`"), e))?;
-            }
-            c.execute(&record, rusqlite::params![index as i64, id])
-                .map_err(|e| sqlite_err("recording the rollback step", e))?;
-            Ok(())
-        })
+        self.run_and_record(id, index, sql, "a rollback step", guard, emit)
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {
