@@ -121,19 +121,24 @@ struct Source {
 
 #[derive(Args)]
 struct Tuning {
-    /// Longest a DDL statement or batch waits for a lock per attempt [SQLite default: 200ms].
+    /// Longest a DDL statement or batch waits for a lock per attempt [default: 200ms].
     #[arg(long, value_parser = parse_duration)]
     lock_timeout: Option<Duration>,
     /// Total time to keep retrying a lock, with jittered backoff [default: 10m].
     #[arg(long, value_parser = parse_duration)]
     lock_budget: Option<Duration>,
-    /// Target time of one backfill batch; the batch size adapts to it [SQLite default: 5ms].
+    /// Target time of one backfill batch; the batch size adapts to it [SQLite default: 5ms,
+    /// PostgreSQL 100ms].
     #[arg(long, value_parser = parse_duration)]
     batch_time: Option<Duration>,
-    /// Fixed rest between batches [SQLite default: adaptive — twice a batch's lock hold while other
-    /// connections write, a quarter of it otherwise, jittered].
+    /// Fixed rest between batches [PostgreSQL default: 0; SQLite default: adaptive — twice a batch's
+    /// lock hold while other connections write, a quarter of it otherwise, jittered].
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
+    /// PostgreSQL: timeout of one online index build (CREATE INDEX CONCURRENTLY), which waits for
+    /// every older transaction [default: 1h].
+    #[arg(long, value_parser = parse_duration)]
+    build_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -171,6 +176,7 @@ fn settings(t: &Tuning) -> Settings {
         lock_budget: t.lock_budget,
         batch_time: t.batch_time,
         pause: t.pause,
+        build_timeout: t.build_timeout,
         ..Settings::default()
     }
 }

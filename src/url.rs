@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub enum DatabaseUrl {
     /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`.
     Sqlite(PathBuf),
-    /// `postgres://` or `postgresql://`: recognised, not driven yet.
+    /// `postgres://` or `postgresql://`.
     Postgres(String),
     /// `mysql://` or `mariadb://`: recognised, not driven yet.
     Mysql(String),

@@ -2,6 +2,7 @@
 //! schema), knows its rules (which DDL is catalog-only, what it locks) and runs statements; it never drives
 //! phases — `run` does that from a [`Plan`](crate::plan::Plan).
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::error::Result;
@@ -68,6 +69,9 @@ pub struct Settings {
     /// `None`: adaptive where the engine supports it.
     pub pause: Option<Duration>,
     pub quiet_period: Option<Duration>,
+    /// PostgreSQL: the timeout of one online index build (`CREATE INDEX CONCURRENTLY`), which waits
+    /// for every older transaction and must not run under the short lock timeout.
+    pub build_timeout: Option<Duration>,
     pub force: bool,
     /// SQLite: switch the file to WAL before starting (a lasting change).
     pub wal: bool,
@@ -84,6 +88,8 @@ pub struct Defaults {
     pub quiet_period: Duration,
     /// Rest between two steps that each hold a write lock, so waiting application writers get in.
     pub step_gap: Duration,
+    /// Rest between backfill batches; `None`: adaptive (SQLite, whose writers poll for its one lock).
+    pub pause: Option<Duration>,
 }
 
 /// A migration's row in the engine's state table.
@@ -304,12 +310,9 @@ pub fn connect(url: &crate::url::DatabaseUrl) -> Result<Box<dyn Engine>> {
     use crate::url::DatabaseUrl;
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Box::new(sqlite::Sqlite::open(path)?)),
-        DatabaseUrl::Postgres(_) => Err(Error::Url(format!(
-            "{}: PostgreSQL is not supported yet (coming in a later release); zerodown drives SQLite today",
-            url.redacted()
-        ))),
+        DatabaseUrl::Postgres(u) => Ok(Box::new(postgres::Postgres::open(u)?)),
         DatabaseUrl::Mysql(_) => Err(Error::Url(format!(
-            "{}: MySQL/MariaDB is not supported yet (coming in a later release); zerodown drives SQLite today",
+            "{}: MySQL/MariaDB is not supported yet (coming in a later release); zerodown drives SQLite and PostgreSQL today",
             url.redacted()
         ))),
     }

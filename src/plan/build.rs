@@ -72,6 +72,12 @@ pub struct PlanInput<'a> {
     pub classify: &'a dyn Fn(&str) -> Volatility,
     /// The engine can add a column with a literal default and a reference at once (SQLite cannot).
     pub literal_default_with_reference: bool,
+    /// The default's kind as the engine's catalog decided it (PostgreSQL: pg_proc.provolatile of what
+    /// the server's parse of the expression calls); `None`: classify by `classify` per function name.
+    pub default_kind: Option<DefaultKind>,
+    /// Constant and time defaults go on with ADD COLUMN without a rewrite (PostgreSQL stores one
+    /// "missing" value); SQLite accepts only literals there.
+    pub non_volatile_default_at_expand: bool,
 }
 
 /// The decisions every engine's step list is built from.
@@ -146,9 +152,11 @@ pub fn decide(input: &PlanInput) -> Result<Decided> {
             )));
         }
     }
-    let default_kind = input
-        .default_info
-        .map(|i| classify_default(i, input.classify));
+    let default_kind = input.default_kind.or_else(|| {
+        input
+            .default_info
+            .map(|i| classify_default(i, input.classify))
+    });
     let is_null_literal = add
         .default
         .as_deref()
@@ -160,7 +168,12 @@ pub fn decide(input: &PlanInput) -> Result<Decided> {
         )));
     }
 
-    let literal_ok = default_kind == Some(DefaultKind::Literal)
+    let at_expand = match default_kind {
+        Some(DefaultKind::Literal) => true,
+        Some(DefaultKind::Constant | DefaultKind::Time) => input.non_volatile_default_at_expand,
+        _ => false,
+    };
+    let literal_ok = at_expand
         && add.backfill.is_none()
         && (add.references.is_none() || input.literal_default_with_reference);
     let expand_default = literal_ok.then(|| add.default.clone()).flatten();

@@ -126,6 +126,9 @@ pub struct Plan {
     pub migration: String,
     /// Engine and version, e.g. "SQLite 3.54.1".
     pub engine: String,
+    /// The table's schema, where the engine has schemas (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     pub table: String,
     pub column: String,
     /// True when the whole migration is one catalog-only statement.

@@ -82,7 +82,7 @@ pub fn run(
         if outcome.others_writing {
             last_seen_writes = Some(Instant::now());
         }
-        let pause = match ctx.settings.pause {
+        let pause = match ctx.settings.pause.or(defaults.pause) {
             Some(fixed) => fixed,
             None => next_pause(
                 outcome.elapsed,

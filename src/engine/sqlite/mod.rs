@@ -682,6 +682,7 @@ impl Engine for Sqlite {
             // SQLite's default busy handler sleeps up to 100 ms between tries: a shorter gap between
             // two lock-holding steps is missed by a writer that has already waited a while.
             step_gap: Duration::from_millis(100),
+            pause: None,
         }
     }
 

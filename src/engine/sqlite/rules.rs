@@ -60,6 +60,8 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
         check_info: check_info.as_ref(),
         classify: &classify_function,
         literal_default_with_reference: false,
+        default_kind: None,
+        non_volatile_default_at_expand: false,
     })?;
     if !decided.single_step && env.version < MIN_CONTRACT_VERSION {
         return Err(Error::Refused(format!(
@@ -99,6 +101,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
     Ok(Plan {
         migration: migration.name.clone(),
         engine: format!("SQLite {}", version_text(env.version)),
+        schema: None,
         table: schema.name.clone(),
         column: add.column.clone(),
         single_step: decided.single_step,
