@@ -31,6 +31,7 @@ pub enum SslMode {
 }
 
 /// Where to connect, parsed from a URL. Its `Debug` never shows the password.
+#[derive(Clone)]
 pub struct Target {
     pub config: postgres::Config,
     pub sslmode: SslMode,

@@ -4,6 +4,7 @@
 
 mod connect;
 pub mod rules;
+mod session;
 
 pub use connect::{SslMode, Target};
 pub use rules::{PgEnv, PgReference, build_plan};
@@ -18,6 +19,7 @@ use crate::spec::{AddColumn, Dialect, Migration, analyze_expr};
 use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 use rules::{MIN_MAJOR, qualified};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The schema of zerodown's state, functions and counters.
@@ -112,6 +114,20 @@ pub struct Postgres {
     build_timeout: Duration,
     /// Key column types of the migration being backfilled (id, types).
     key_types: Option<(i64, Vec<String>)>,
+    /// The driver lock's session, while this run drives.
+    driver: Option<Arc<session::Shared>>,
+    /// Notes for the user gathered where no event callback is at hand (taking the lock, reconnecting).
+    notes: Vec<String>,
+}
+
+/// How long zerodown keeps trying to reconnect after losing its connection (a server restart).
+const RECONNECT_BUDGET: Duration = Duration::from_secs(120);
+
+/// An error that means the connection is gone (ended by an administrator, server restart, network).
+fn is_disconnect(client: &Client, e: &postgres::Error) -> bool {
+    client.is_closed()
+        || e.is_closed()
+        || matches!(sqlstate(e), Some(s) if s.starts_with("08") || s.starts_with("57P"))
 }
 
 /// Exponential backoff from 50 ms, capped at 5 s, with ±50% jitter so retrying sessions do not align.
@@ -190,14 +206,7 @@ impl Postgres {
                 target.host
             )));
         }
-        if version_num >= 140000 {
-            // The server notices a vanished client (kill -9) during a long VALIDATE or query.
-            client
-                .batch_execute("SET client_connection_check_interval = '1s'")
-                .map_err(|e| {
-                    Error::db("setting client_connection_check_interval", pg_message(&e))
-                })?;
-        }
+        Self::setup_session(&mut client, version_num)?;
         Ok(Postgres {
             client,
             target,
@@ -210,7 +219,79 @@ impl Postgres {
             },
             build_timeout: DEFAULT_BUILD_TIMEOUT,
             key_types: None,
+            driver: None,
+            notes: Vec::new(),
         })
+    }
+
+    fn setup_session(client: &mut Client, version_num: i32) -> Result<()> {
+        if version_num >= 140000 {
+            // The server notices a vanished client (kill -9) during a long VALIDATE or query.
+            client
+                .batch_execute("SET client_connection_check_interval = '1s'")
+                .map_err(|e| {
+                    Error::db("setting client_connection_check_interval", pg_message(&e))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Hands the notes gathered without a callback to the user.
+    fn flush_notes(&mut self, emit: &mut dyn FnMut(Event)) {
+        for n in self.notes.drain(..) {
+            emit(Event::Note(n));
+        }
+    }
+
+    /// Connects again after a dropped connection, with jittered backoff within [`RECONNECT_BUDGET`],
+    /// and takes the driver lock again when this run drives (stopping if another run holds it now).
+    fn reconnect(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.target.connect(&format!("zerodown {}", self.run_id)) {
+                Ok(mut c) => match Self::setup_session(&mut c, self.version_num) {
+                    Ok(()) => {
+                        self.client = c;
+                        break;
+                    }
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if started.elapsed() > RECONNECT_BUDGET {
+                return Err(Error::Connect(format!(
+                    "lost the connection to {} and could not connect again within {}: {err}; the migration's state is saved — run the same command again when the server is back",
+                    self.target.label,
+                    humantime::format_duration(RECONNECT_BUDGET)
+                )));
+            }
+            std::thread::sleep(jittered_backoff(attempt));
+        }
+        if let Some(d) = &self.driver {
+            d.ensure_lock()?;
+        }
+        tracing::info!("reconnected after {:.1?}", started.elapsed());
+        self.notes.push(format!(
+            "lost the connection to {}; connected again after {:.1?}{}, and continuing from the saved state",
+            self.target.label,
+            started.elapsed(),
+            if self.driver.is_some() {
+                " and took the driver lock again"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
+    }
+
+    /// Fails when another run took the driver lock while this one was disconnected.
+    fn check_driver(&self) -> Result<()> {
+        match &self.driver {
+            Some(d) if d.lost() => d.ensure_lock(),
+            _ => Ok(()),
+        }
     }
 
     /// The raw connection, for tests.
@@ -584,7 +665,9 @@ impl Postgres {
     ) -> Result<T> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
+        let mut reconnects = 0;
         loop {
+            self.check_driver()?;
             attempt += 1;
             let attempt_started = Instant::now();
             let outcome = (|| {
@@ -606,6 +689,17 @@ impl Postgres {
                 Err(Fail::Other(e)) => return Err(e),
                 Err(Fail::Pg(context, e)) => (context, e),
             };
+            if is_disconnect(&self.client, &e) && reconnects < 10 {
+                // The transaction rolled back (or committed, which `f` finds out on its retry).
+                tracing::info!(
+                    "{what}: connection lost: {}",
+                    self.target.scrub(&e.to_string())
+                );
+                reconnects += 1;
+                self.reconnect()?;
+                self.flush_notes(emit);
+                continue;
+            }
             if !matches!(sqlstate(&e), Some("55P03" | "40P01")) {
                 return Err(self.db_err(&format!("{what}: {context}"), &e));
             }
@@ -736,6 +830,24 @@ impl Postgres {
         }
     }
 
+    /// [`run_concurrent`](Self::run_concurrent), again after a dropped connection (the server
+    /// cancels a build whose client is gone; the retry drops the INVALID index it left).
+    fn concurrent_reconnecting(&mut self, sql: &str, emit: &mut dyn FnMut(Event)) -> Result<()> {
+        for _ in 0..10 {
+            self.check_driver()?;
+            match self.run_concurrent(sql, emit) {
+                Err(_)
+                    if self.client.is_closed() || self.client.simple_query("SELECT 1").is_err() =>
+                {
+                    self.reconnect()?;
+                    self.flush_notes(emit);
+                }
+                r => return r,
+            }
+        }
+        self.run_concurrent(sql, emit)
+    }
+
     /// One statement outside any transaction, under lock and statement timeouts of `timeout_ms`.
     fn autocommit(&mut self, sql: &str, timeout_ms: u128) -> Result<()> {
         self.client
@@ -771,9 +883,16 @@ impl Postgres {
             state_table(),
             if id.is_some() { "WHERE id = $1" } else { "" }
         );
-        let rows = match id {
-            Some(id) => self.client.query(&sql, &[&id]),
-            None => self.client.query(&sql, &[]),
+        let query = |c: &mut Client| match id {
+            Some(id) => c.query(&sql, &[&id]),
+            None => c.query(&sql, &[]),
+        };
+        let rows = match query(&mut self.client) {
+            Err(e) if is_disconnect(&self.client, &e) => {
+                self.reconnect()?;
+                query(&mut self.client)
+            }
+            r => r,
         }
         .map_err(|e| self.db_err("reading state", &e))?;
         let bad = |what: &str, e: serde_json::Error| {
@@ -827,10 +946,16 @@ impl Postgres {
     }
 
     fn state_exists(&mut self) -> Result<bool> {
-        self.client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&state_table()])
-            .map(|r| r.get(0))
-            .map_err(|e| self.db_err("reading the catalog", &e))
+        let sql = "SELECT to_regclass($1) IS NOT NULL";
+        match self.client.query_one(sql, &[&state_table()]) {
+            Err(e) if is_disconnect(&self.client, &e) => {
+                self.reconnect()?;
+                self.client.query_one(sql, &[&state_table()])
+            }
+            r => r,
+        }
+        .map(|r| r.get(0))
+        .map_err(|e| self.db_err("reading the catalog", &e))
     }
 
     /// A write to zerodown's own state under the lock guard.
@@ -911,11 +1036,6 @@ pub fn called_functions(tree: &str) -> Vec<u32> {
     oids
 }
 
-struct AdvisoryLock {
-    _client: Client,
-}
-impl DriverLock for AdvisoryLock {}
-
 fn text_keys(values: &[KeyValue]) -> Vec<String> {
     values
         .iter()
@@ -973,16 +1093,20 @@ impl Engine for Postgres {
         )
     }
 
-    fn preflight(&mut self, settings: &Settings, _emit: &mut dyn FnMut(Event)) -> Result<()> {
+    fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {
+        self.flush_notes(emit);
         self.build_timeout = settings.build_timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT);
         Ok(())
     }
 
+    /// Takes the advisory lock from its own session, which also writes this run's heartbeat. A holder
+    /// whose run's heartbeat is stale is a dead run's leftover: its sessions are ended (and named in a
+    /// note); a live holder gets a Busy error naming it.
     fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>> {
         let mut client = self
             .target
             .connect(&format!("zerodown {} driver", self.run_id))?;
-        let started = Instant::now();
+        let mut deadline = Instant::now() + wait;
         loop {
             let got: bool = client
                 .query_one(
@@ -992,34 +1116,52 @@ impl Engine for Postgres {
                 .map_err(|e| self.db_err("taking the driver lock", &e))?
                 .get(0);
             if got {
-                return Ok(Box::new(AdvisoryLock { _client: client }));
+                break;
             }
-            if started.elapsed() >= wait {
-                let holder = client
-                    .query_opt(
-                        "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local')
-                         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                         WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2 AND l.granted",
-                        &[&(DRIVER_LOCK.0 as u32), &(DRIVER_LOCK.1 as u32)],
-                    )
-                    .ok()
-                    .flatten()
-                    .map(|r| {
-                        format!(
-                            "pid {} `{}` from {}",
-                            r.get::<_, i32>(0),
-                            r.get::<_, String>(1),
-                            r.get::<_, String>(2)
-                        )
-                    })
+            let holder = session::holder(&mut client);
+            let mut age = None;
+            if let Some(run) = holder.as_ref().and_then(|h| h.run_id()) {
+                age = session::heartbeat_age(&mut client, run)?;
+                if let Some(a) = age
+                    && a > session::stale_after().as_secs_f64()
+                    && run != self.run_id
+                {
+                    let ended = session::end_run_sessions(&mut client, run)?;
+                    tracing::info!("{}", session::stale_note(run, a, &ended));
+                    self.notes.push(session::stale_note(run, a, &ended));
+                    // Give the ended session a moment to let go of the lock.
+                    deadline = deadline.max(Instant::now() + Duration::from_secs(5));
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            if Instant::now() >= deadline {
+                let who = holder
+                    .map(|h| h.describe())
                     .unwrap_or_else(|| "another session".into());
+                let beat = match age {
+                    Some(a) => format!(", heartbeat {a:.1}s ago"),
+                    None => String::new(),
+                };
                 return Err(Error::Busy(format!(
-                    "another zerodown ({holder}) is driving a migration on {}; wait for it, or stop it with Ctrl-C",
-                    self.target.label
+                    "another zerodown ({who}{beat}) is driving a migration on {}; wait for it to finish, or stop it with Ctrl-C (a killed run's sessions are ended by the next run once its heartbeat is older than {}s)",
+                    self.target.label,
+                    session::stale_after().as_secs()
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = client.batch_execute("SET lock_timeout = '1s'");
+        // A VALIDATE or index build a killed run left running would block this run's steps.
+        let notes = session::end_dead_runs(&mut client, &self.run_id)?;
+        for n in notes {
+            tracing::info!("{n}");
+            self.notes.push(n);
+        }
+        let (shared, guard) =
+            session::Shared::start(self.target.clone(), self.run_id.clone(), client);
+        self.driver = Some(shared);
+        Ok(Box::new(guard))
     }
 
     fn ensure_state_table(&mut self, emit: &mut dyn FnMut(Event)) -> Result<()> {
@@ -1154,20 +1296,33 @@ impl Engine for Postgres {
             state_table()
         );
         let next = index as i32 + 1;
+        self.flush_notes(emit);
         if sql.iter().any(|s| is_concurrent(s)) {
             // CONCURRENTLY cannot run in a transaction: build, then record; a crash in between
             // finds the valid index at the next run and only records it.
             for s in sql {
-                self.run_concurrent(s, emit)?;
+                self.concurrent_reconnecting(s, emit)?;
             }
             return self.state_update(&record, &[&next, &id]);
         }
+        let done = format!(
+            "SELECT next_step >= $1 FROM {} WHERE id = $2 FOR UPDATE",
+            state_table()
+        );
         self.guarded(
             &format!("step {}", index + 1),
             guard,
             LockTarget::Migration(id),
             emit,
             |tx| {
+                // Committed before a dropped connection could tell us: nothing left to do.
+                let already: bool = tx
+                    .query_one(&done, &[&next, &id])
+                    .map_err(pg("reading the step's state"))?
+                    .get(0);
+                if already {
+                    return Ok(());
+                }
                 for s in sql {
                     tx.batch_execute(s).map_err(pg(format!("running `{s}`")))?;
                 }
@@ -1288,17 +1443,16 @@ impl Engine for Postgres {
         }
         let types = self.key_types_for(state.id, plan)?;
         let fill = plan.fill.as_ref().expect("a backfill step has a fill plan");
-        let first = state.cursor.is_none();
-        let (select, update) = rules::batch_sql(
-            plan.schema.as_deref().unwrap_or("public"),
-            &plan.table,
-            &plan.column,
-            fill,
-            &types,
-            first,
-        );
-        let cursor = state.cursor.as_deref().map(text_keys).unwrap_or_default();
+        let schema = plan.schema.as_deref().unwrap_or("public");
+        let sql_first = rules::batch_sql(schema, &plan.table, &plan.column, fill, &types, true);
+        let sql_next = rules::batch_sql(schema, &plan.table, &plan.column, fill, &types, false);
         let hi = text_keys(&hi);
+        // The cursor is read from the state row inside the batch's transaction, not trusted from
+        // memory: a batch that committed just before a dropped connection is never done twice.
+        let read_cursor = format!(
+            "SELECT cursor FROM {} WHERE id = $1 FOR UPDATE",
+            state_table()
+        );
         let n = fill.key.len();
         let id = state.id;
         let run_id = self.run_id.clone();
@@ -1316,6 +1470,25 @@ impl Engine for Postgres {
                 let t0 = Instant::now();
                 tx.batch_execute("SET LOCAL search_path = pg_catalog, pg_temp")
                     .map_err(pg("setting search_path"))?;
+                let saved: Option<String> = tx
+                    .query_one(&read_cursor, &[&id])
+                    .map_err(pg("reading the cursor"))?
+                    .get(0);
+                let saved: Option<Vec<KeyValue>> = saved
+                    .map(|c| serde_json::from_str(&c))
+                    .transpose()
+                    .map_err(|e| {
+                        Fail::Other(Error::db(
+                            "reading the cursor",
+                            format!("the state row's cursor is unreadable: {e}"),
+                        ))
+                    })?;
+                let (select, update) = if saved.is_some() {
+                    &sql_next
+                } else {
+                    &sql_first
+                };
+                let cursor = saved.as_deref().map(text_keys).unwrap_or_default();
                 let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
                 for c in &cursor {
                     params.push(c);
@@ -1325,7 +1498,7 @@ impl Engine for Postgres {
                 }
                 params.push(&batch_size);
                 let row = tx
-                    .query_opt(&select, &params)
+                    .query_opt(select, &params)
                     .map_err(pg("finding a batch's keys"))?;
                 let Some(row) = row else {
                     return Ok((0i64, 0i64, None, false));
@@ -1339,7 +1512,7 @@ impl Engine for Postgres {
                 for e in &end {
                     up.push(e);
                 }
-                let updated = tx.execute(&update, &up).map_err(pg("filling a batch"))? as i64;
+                let updated = tx.execute(update, &up).map_err(pg("filling a batch"))? as i64;
                 let new_cursor: Vec<KeyValue> = end.into_iter().map(KeyValue::Text).collect();
                 let cursor_json = serde_json::to_string(&new_cursor).unwrap();
                 let cancel: bool = tx
@@ -1437,12 +1610,24 @@ impl Engine for Postgres {
         );
         let next = index as i32 + 1;
         let id = state.id;
+        self.flush_notes(emit);
+        let done = format!(
+            "SELECT status = 'completed' FROM {} WHERE id = $1 FOR UPDATE",
+            state_table()
+        );
         self.guarded(
             "the final step",
             guard,
             LockTarget::Migration(id),
             emit,
             |tx| {
+                let already: bool = tx
+                    .query_one(&done, &[&id])
+                    .map_err(pg("reading the step's state"))?
+                    .get(0);
+                if already {
+                    return Ok(());
+                }
                 for s in &sql {
                     tx.batch_execute(s).map_err(pg(format!("running `{s}`")))?;
                 }
@@ -1466,18 +1651,30 @@ impl Engine for Postgres {
             state_table()
         );
         let at = index as i32;
+        self.flush_notes(emit);
         if sql.iter().any(|s| is_concurrent(s)) {
             for s in sql {
-                self.run_concurrent(s, emit)?;
+                self.concurrent_reconnecting(s, emit)?;
             }
             return self.state_update(&record, &[&at, &id]);
         }
+        let done = format!(
+            "SELECT next_step <= $1 FROM {} WHERE id = $2 FOR UPDATE",
+            state_table()
+        );
         self.guarded(
             "a rollback step",
             guard,
             LockTarget::Migration(id),
             emit,
             |tx| {
+                let already: bool = tx
+                    .query_one(&done, &[&at, &id])
+                    .map_err(pg("reading the step's state"))?
+                    .get(0);
+                if already {
+                    return Ok(());
+                }
                 for s in sql {
                     tx.batch_execute(s).map_err(pg(format!("running `{s}`")))?;
                 }
