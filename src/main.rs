@@ -121,7 +121,7 @@ struct Source {
 
 #[derive(Args)]
 struct Tuning {
-    /// Longest a DDL statement or batch waits for a lock per attempt [default: 200ms].
+    /// Longest a DDL statement or batch waits for a lock per attempt [default: 200ms; MySQL/MariaDB 1s].
     #[arg(long, value_parser = parse_duration)]
     lock_timeout: Option<Duration>,
     /// Total time to keep retrying a lock, with jittered backoff [default: 10m].
@@ -139,6 +139,10 @@ struct Tuning {
     /// every older transaction [default: 1h].
     #[arg(long, value_parser = parse_duration)]
     build_timeout: Option<Duration>,
+    /// MySQL/MariaDB: accept a step that copies the whole table while application writes wait
+    /// (ADD CHECK on MariaDB); without it such a migration is refused before any change.
+    #[arg(long)]
+    allow_copy: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -177,6 +181,7 @@ fn settings(t: &Tuning) -> Settings {
         batch_time: t.batch_time,
         pause: t.pause,
         build_timeout: t.build_timeout,
+        allow_copy: t.allow_copy,
         ..Settings::default()
     }
 }

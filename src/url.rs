@@ -11,7 +11,7 @@ pub enum DatabaseUrl {
     Sqlite(PathBuf),
     /// `postgres://` or `postgresql://`.
     Postgres(String),
-    /// `mysql://` or `mariadb://`: recognised, not driven yet.
+    /// `mysql://` or `mariadb://` (the MySQL/MariaDB engine translates the scheme for its driver).
     Mysql(String),
 }
 

@@ -321,9 +321,11 @@ fn bad_urls_and_files_are_named() {
         t.contains("cannot connect to PostgreSQL at 127.0.0.1:1") && !t.contains("hunter2"),
         "{t}"
     );
-    let t = run("mariadb://app:hunter2@db.internal/app");
+    // MySQL/MariaDB likewise.
+    let t = run("mariadb://app:hunter2@127.0.0.1:1/app");
     assert!(
-        t.contains("not supported yet") && !t.contains("hunter2"),
+        t.contains("cannot connect to MySQL/MariaDB at app@127.0.0.1:1/app")
+            && !t.contains("hunter2"),
         "{t}"
     );
     let o = Command::new(env!("CARGO_BIN_EXE_zerodown"))

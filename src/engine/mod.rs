@@ -2,6 +2,7 @@
 //! schema), knows its rules (which DDL is catalog-only, what it locks) and runs statements; it never drives
 //! phases — `run` does that from a [`Plan`](crate::plan::Plan).
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -77,6 +78,8 @@ pub struct Settings {
     pub wal: bool,
     /// SQLite: run in rollback-journal mode, accepting that readers block on each batch commit.
     pub allow_rollback_journal: bool,
+    /// MySQL/MariaDB: accept a step that copies the whole table while writes wait (ADD CHECK).
+    pub allow_copy: bool,
 }
 
 /// The defaults an engine fills into [`Settings`].
@@ -306,14 +309,10 @@ pub struct LockGuardSettings {
 
 /// Opens the engine a URL names.
 pub fn connect(url: &crate::url::DatabaseUrl) -> Result<Box<dyn Engine>> {
-    use crate::error::Error;
     use crate::url::DatabaseUrl;
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Box::new(sqlite::Sqlite::open(path)?)),
         DatabaseUrl::Postgres(u) => Ok(Box::new(postgres::Postgres::open(u)?)),
-        DatabaseUrl::Mysql(_) => Err(Error::Url(format!(
-            "{}: MySQL/MariaDB is not supported yet (coming in a later release); zerodown drives SQLite and PostgreSQL today",
-            url.redacted()
-        ))),
+        DatabaseUrl::Mysql(u) => Ok(Box::new(mysql::MySql::open(u)?)),
     }
 }

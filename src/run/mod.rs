@@ -270,6 +270,8 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
                 index + 1
             )));
         }
+        // Claims the row for this run, so the engine's heartbeat keeps it fresh through long steps.
+        engine.heartbeat(id)?;
         let step = state.plan.steps[index].clone();
         let total = state.plan.steps.len();
         (ctx.emit)(Event::StepStarted {
@@ -439,6 +441,7 @@ pub fn rollback(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
     let _lock = engine.lock_driver(ROLLBACK_WAIT)?;
     let guard = ctx.guard(engine);
     engine.set_status(state.id, Status::RollingBack)?;
+    engine.heartbeat(state.id)?;
     let mut state = require_state(engine, name)?;
     while state.next_step > 0 {
         let index = state.next_step - 1;

@@ -1,0 +1,174 @@
+//! The load-under-migration benchmark, kept from rotting: a tiny run of `zerodown-bench` (debug build,
+//! a few thousand rows, a few seconds) must go through every scenario and produce a sound report. The
+//! figures themselves are not asserted (BENCHMARKS.md holds them); correctness is: zerodown's lifecycle
+//! under load ends with every row right and no application error.
+
+use rusqlite::Connection;
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn every_scenario_runs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.jsonl");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
+        .args([
+            "--rows",
+            "3000",
+            "--calibrate",
+            "300ms",
+            "--load",
+            "0.1",
+            "--baseline",
+            "400ms",
+            "--after",
+            "300ms",
+            "--deploy",
+            "100ms",
+            "--quiet-period",
+            "200ms",
+            "--dir",
+        ])
+        .arg(dir.path().join("db"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "zerodown-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the smoke run took {:?}",
+        started.elapsed()
+    );
+    for heading in [
+        "machine:",
+        "command:",
+        "== limit-update",
+        "== zerodown —",
+        "== naive",
+        "== summary",
+    ] {
+        assert!(stdout.contains(heading), "`{heading}` missing:\n{stdout}");
+    }
+    let lines: Vec<Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "limit-update",
+            "limit-zerodown",
+            "zerodown",
+            "zerodown-noindex",
+            "naive"
+        ]
+    );
+    // The JSON lines on stdout are the same as the file's.
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with('{')).count(),
+        lines.len()
+    );
+    let by = |n: &str| lines.iter().find(|l| l["scenario"] == n).unwrap();
+
+    let limit = by("limit-update");
+    assert!(limit["backfill_rows_per_s"].as_f64().unwrap() > 0.0);
+    assert!(limit["wal_bytes"].as_u64().unwrap() > 0);
+
+    let lz = by("limit-zerodown");
+    assert!(lz["failure"].is_null(), "{lz}");
+    assert!(lz["backfill_ratio"].as_f64().unwrap() > 0.0);
+    assert!(lz["peak_rss_kb"].as_u64().unwrap() > 0);
+
+    for name in ["zerodown", "zerodown-noindex"] {
+        let z = by(name);
+        assert!(z["failure"].is_null(), "{name}: {z}");
+        assert_eq!(z["mismatched_rows"], 0, "{name}: {z}");
+        assert_eq!(z["errors"], serde_json::json!({}), "{name}: {z}");
+        let phases: Vec<&str> = z["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["phase"].as_str().unwrap())
+            .collect();
+        for p in [
+            "before",
+            "expand",
+            "dual-write",
+            "backfill",
+            "contract: set NOT NULL",
+            "after",
+        ] {
+            assert!(phases.contains(&p), "{name}: phase {p} missing: {phases:?}");
+        }
+        assert_eq!(
+            phases.contains(&"contract: create index"),
+            name == "zerodown",
+            "{name}: {phases:?}"
+        );
+        assert!(z["before"]["ops"].as_u64().unwrap() > 0, "{name}: {z}");
+        assert!(z["during"]["ops"].as_u64().unwrap() > 0, "{name}: {z}");
+        assert!(z["longest_lock_ms"].as_f64().unwrap() > 0.0, "{name}: {z}");
+        assert!(z["wal_bytes"].as_u64().unwrap() > 0, "{name}: {z}");
+        assert!(!z["targets"].as_array().unwrap().is_empty(), "{name}: {z}");
+    }
+
+    let naive = by("naive");
+    assert!(naive["failure"].is_null(), "{naive}");
+    assert_eq!(naive["steps"].as_array().unwrap().len(), 5, "{naive}");
+    assert_eq!(naive["mismatched_rows"], 0, "{naive}");
+}
+
+/// The measuring VFS counts WAL bytes and write-lock holds per thread (it becomes the process's
+/// default VFS, so this lives here, in its own test process, not among the library's unit tests).
+#[test]
+fn the_vfs_counts_wal_bytes_and_write_lock_holds() {
+    use zerodown::bench::vfs::{install, process_bytes, take_thread_holds, thread_bytes};
+    assert!(install());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch("CREATE TABLE t(x)").unwrap();
+    let (wal0, _) = thread_bytes();
+    take_thread_holds();
+    conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (randomblob(10000));")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    conn.execute_batch("COMMIT").unwrap();
+    let (wal1, _) = thread_bytes();
+    assert!(wal1 - wal0 >= 10_000, "{wal0} → {wal1}");
+    let holds = take_thread_holds();
+    assert_eq!(holds.count, 1, "{holds:?}");
+    assert!(holds.max_ns >= 20_000_000, "{holds:?}");
+    // A reader takes no write lock.
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(take_thread_holds().count, 0);
+    // Another thread's writes are not this thread's, but they are the process's.
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let c = Connection::open(p).unwrap();
+        c.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(thread_bytes().0, wal1);
+    assert!(process_bytes().0 > wal1 - wal0);
+    assert_eq!(take_thread_holds().count, 0);
+}
