@@ -2,6 +2,7 @@
 //! schema), knows its rules (which DDL is catalog-only, what it locks) and runs statements; it never drives
 //! phases — `run` does that from a [`Plan`](crate::plan::Plan).
 
+pub mod ansi;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
@@ -44,6 +45,15 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// Names of the user triggers that fire on UPDATE (the backfill's UPDATEs fire them).
+    pub fn update_triggers(&self) -> Vec<&str> {
+        self.triggers
+            .iter()
+            .filter(|t| t.event == "UPDATE")
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns
             .iter()

@@ -9,6 +9,9 @@ pub use render::render_text;
 
 use serde::{Deserialize, Serialize};
 
+/// The plan note every engine adds when the deploy-order guard applies.
+pub const DEPLOY_ORDER_NOTE: &str = "deploy order: after complete, only application versions that write the new column themselves keep it right; complete waits until no INSERT has left it NULL for --quiet-period";
+
 /// The phases of the lifecycle, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

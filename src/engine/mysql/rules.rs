@@ -140,12 +140,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
     if add.unique || add.index || add.references.is_some() {
         notes.push("online index builds (ALGORITHM=INPLACE, LOCK=NONE) wait at most whole seconds for their metadata lock (lock_wait_timeout), at start and at the end of the build: application queries may stall that long twice".into());
     }
-    let update_triggers: Vec<&str> = schema
-        .triggers
-        .iter()
-        .filter(|t| t.event == "UPDATE")
-        .map(|t| t.name.as_str())
-        .collect();
+    let update_triggers: Vec<&str> = schema.update_triggers();
     if decided.fill.is_some() && !update_triggers.is_empty() {
         notes.push(format!(
             "user UPDATE triggers that will fire on every backfilled row: {}",
@@ -153,7 +148,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         ));
     }
     if decided.guard {
-        notes.push("deploy order: after complete, only application versions that write the new column themselves keep it right; complete waits until no INSERT has left it NULL for --quiet-period".into());
+        notes.push(crate::plan::DEPLOY_ORDER_NOTE.into());
     }
     if env.flavour == Flavour::MySql {
         notes.push("MySQL 8 (documented, not run): no SEQUENCE (the old-writer counter is an insert-only AUTO_INCREMENT table), no SET STATEMENT / WAIT (a whole-second lock_wait_timeout per DDL), no IF [NOT] EXISTS on ADD COLUMN / CREATE TRIGGER, instant ADD COLUMN anywhere only since 8.0.29 and at most 64 instant changes per table".into());

@@ -33,24 +33,7 @@ const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 /// ISO-8601 UTC with milliseconds, as the state rows' times are read.
 const TIME_FORMAT: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
-/// Quotes an identifier: `"` doubled inside double quotes.
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// Quotes each identifier and joins them with commas: a column list.
-pub fn quote_list(idents: &[String]) -> String {
-    idents
-        .iter()
-        .map(|i| quote(i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Quotes a string literal (standard_conforming_strings, on since PostgreSQL 9.1).
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::engine::ansi::{literal, quote, quote_list};
 
 fn state_table() -> String {
     qualified(STATE_SCHEMA, STATE_TABLE)

@@ -151,12 +151,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
     if !decided.single_step && (add.unique || add.index) {
         notes.push("online index builds (CREATE INDEX CONCURRENTLY) wait for every older transaction in the database, under --build-timeout (default 1h), outside any transaction".into());
     }
-    let update_triggers: Vec<&str> = schema
-        .triggers
-        .iter()
-        .filter(|t| t.event == "UPDATE")
-        .map(|t| t.name.as_str())
-        .collect();
+    let update_triggers: Vec<&str> = schema.update_triggers();
     if decided.fill.is_some() && !update_triggers.is_empty() {
         notes.push(format!(
             "user UPDATE triggers that will fire on every backfilled row: {}",
@@ -164,9 +159,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
         ));
     }
     if decided.guard {
-        notes.push(
-            "deploy order: after complete, only application versions that write the new column themselves keep it right; complete waits until no INSERT has left it NULL for --quiet-period".into(),
-        );
+        notes.push(crate::plan::DEPLOY_ORDER_NOTE.into());
     }
     Ok(Plan {
         migration: migration.name.clone(),

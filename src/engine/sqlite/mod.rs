@@ -49,24 +49,7 @@ pub struct SqliteEnv {
     pub journal_mode: String,
 }
 
-/// Quotes an identifier: `"` doubled inside double quotes.
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// Quotes each identifier and joins them with commas: a column list.
-pub fn quote_list(idents: &[String]) -> String {
-    idents
-        .iter()
-        .map(|i| quote(i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Quotes a string literal.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::engine::ansi::{literal, quote, quote_list};
 
 fn sqlite_err(context: &str, e: rusqlite::Error) -> Error {
     Error::db(context, e)

@@ -81,12 +81,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
             "application connections need a busy_timeout longer than zerodown's longest write-lock hold (a batch targets 5ms; the scan steps below hold it for a pass over the table), e.g. PRAGMA busy_timeout = 5000".into(),
         );
     }
-    let update_triggers: Vec<&str> = schema
-        .triggers
-        .iter()
-        .filter(|t| t.event == "UPDATE")
-        .map(|t| t.name.as_str())
-        .collect();
+    let update_triggers: Vec<&str> = schema.update_triggers();
     if decided.fill.is_some() && !update_triggers.is_empty() {
         notes.push(format!(
             "user UPDATE triggers that will fire: {} — on every backfill batch row, and on every application write during the window (the dual-write trigger's own UPDATE)",
@@ -94,9 +89,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
         ));
     }
     if decided.guard {
-        notes.push(
-            "deploy order: after complete, only application versions that write the new column themselves keep it right; complete waits until no INSERT has left it NULL for --quiet-period".into(),
-        );
+        notes.push(crate::plan::DEPLOY_ORDER_NOTE.into());
     }
     Ok(Plan {
         migration: migration.name.clone(),
