@@ -65,23 +65,55 @@ impl DatabaseUrl {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host…` with `***`.
+/// Replaces every password in a connection string with `***`: the one in `scheme://user:password@host…`
+/// (even typed unencoded, with `/`, `?`, `#` or `@` in it: that is where users paste secrets), a
+/// `password=` query parameter (libpq accepts one), and `password=…` in a `key=value` connection string
+/// (given by mistake). When in doubt it hides more, never less.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return redact_params(url, &[' ', '\t', '\n']);
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***{}{tail}", &authority[at..]),
-                None => url.to_string(),
-            }
+    // Parameters first (a `password=` value may hold an `@`), then the user info, which ends at the last
+    // `@`: a password typed unencoded may hold `/`, `?`, `#` or `@`.
+    let rest = redact_params(rest, &['&', '#']);
+    match rest.rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***{}", &rest[at..])
         }
-        None => url.to_string(),
+        _ => format!("{scheme}://{rest}"),
     }
+}
+
+/// Masks the value of every `password`-like `key=value` pair; a value ends at one of `ends`.
+fn redact_params(text: &str, ends: &[char]) -> String {
+    const KEYS: [&str; 4] = ["password", "passwd", "pass", "pwd"];
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(eq) = lower[from..].find('=').map(|i| from + i) {
+        let key_start = lower[..eq]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        let key = lower[key_start..eq].trim();
+        from = eq + 1;
+        if !KEYS.contains(&key) {
+            continue;
+        }
+        let value = &text[eq + 1..];
+        let len = match value.strip_prefix('\'') {
+            // libpq's quoted value: up to the closing quote (or everything, if unclosed).
+            Some(v) => v.find('\'').map_or(value.len(), |i| i + 2),
+            None => value.find(ends).unwrap_or(value.len()),
+        };
+        out.push_str(&text[copied..eq + 1]);
+        out.push_str("***");
+        copied = eq + 1 + len;
+        from = copied;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 fn percent_decode(s: &str) -> String {
@@ -133,5 +165,54 @@ mod tests {
         assert!(!format!("{u:?}").contains("s3cret"));
         assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
         assert_eq!(redact("mysql://u:p@ss@h/db"), "mysql://u:***@h/db");
+        assert_eq!(redact("mysql://u:pa/ss?x#y@h/db"), "mysql://u:***@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=s3cret&x=1"),
+            "postgres://u@h/db?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            redact("host=h password='a b' dbname=d"),
+            "host=h password=*** dbname=d"
+        );
+        assert_eq!(redact("postgres://h:5432/db"), "postgres://h:5432/db");
+        assert_eq!(
+            redact("postgres://root@h:5432/db"),
+            "postgres://root@h:5432/db"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the password holds and wherever it is written, the redacted text never shows it. The
+        /// password is bracketed by `Z…Q`, letters the rest of the URL never uses, so a hit is a leak.
+        #[test]
+        fn redaction_never_shows_the_password(
+            secret in r"[a-z0-9/?#:@%!$;., ]{0,12}",
+            user in r"[a-y]{1,6}",
+            host in r"[a-y][a-y.]{0,8}",
+            db in r"[a-y_]{0,8}",
+            params in r"(\?[a-y-]{1,6}=[a-y/.@]{0,6}(&[a-y-]{1,6}=[a-y/@]{0,6})?)?",
+            shape in 0..3usize,
+            scheme in proptest::sample::select(vec!["postgres", "postgresql", "mysql", "mariadb"]),
+        ) {
+            let password = format!("Z{secret}Q");
+            let url = match shape {
+                0 => format!("{scheme}://{user}:{password}@{host}:5432/{db}{params}"),
+                1 => {
+                    let p = password.replace(['&', '#', ' '], "");
+                    let sep = if params.is_empty() { "?" } else { "&" };
+                    format!("{scheme}://{user}@{host}/{db}{params}{sep}password={p}")
+                }
+                _ => {
+                    let p = password.replace([' ', '\''], "");
+                    format!("host={host} user={user} password={p} dbname={db}")
+                }
+            };
+            let shown = redact(&url);
+            proptest::prop_assert!(!shown.contains('Z') && !shown.contains('Q'), "{url} -> {shown}");
+            if let Ok(parsed) = DatabaseUrl::parse(&url) {
+                let debug = format!("{parsed:?}");
+                proptest::prop_assert!(!debug.contains('Z') && !debug.contains('Q'), "{url} -> {debug}");
+            }
+        }
     }
 }
