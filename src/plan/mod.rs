@@ -3,6 +3,7 @@
 
 mod build;
 mod render;
+mod steps;
 
 pub use build::{Decided, DefaultKind, FillPlan, PlanInput, Volatility, classify_default, decide};
 pub use render::render_text;

@@ -176,12 +176,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
 }
 
 fn lock(mode: &str, held: &str, blocks_writes: bool, blocks_reads: bool) -> LockLevel {
-    LockLevel {
-        mode: mode.into(),
-        held: held.into(),
-        blocks_writes,
-        blocks_reads,
-    }
+    LockLevel::new(mode, held, blocks_writes, blocks_reads)
 }
 
 const BRIEF: &str = "a few milliseconds (catalog only), acquired under the lock timeout";
@@ -192,10 +187,6 @@ fn access_exclusive() -> LockLevel {
 
 fn share_update_exclusive(held: &str) -> LockLevel {
     lock("SHARE UPDATE EXCLUSIVE", held, false, false)
-}
-
-fn no_lock() -> LockLevel {
-    lock("none (reads only)", "-", false, false)
 }
 
 /// A dollar-quote tag that does not occur in `body`.
@@ -222,17 +213,16 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
     let mut steps = Vec::new();
 
     if let (true, Some(fill)) = (add.not_null, &d.fill) {
-        steps.push(Step {
-            phase: Phase::Check,
-            action: Action::NullPreflight,
-            summary: "count existing rows whose value would be NULL".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE ({}) IS NULL", fill.expr)],
-            lock: lock("ACCESS SHARE", "one read of the table (blocks no application query)", false, false),
-            cost: Cost::Scan,
-            reason: "the column is NOT NULL: if the expression yields NULL for some rows, complete could never succeed, so start refuses before changing anything".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::null_preflight(
+            &t,
+            &fill.expr,
+            lock(
+                "ACCESS SHARE",
+                "one read of the table (blocks no application query)",
+                false,
+                false,
+            ),
+        ));
     }
 
     // Expand.
@@ -362,56 +352,43 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             &key_types(schema, fill),
             false,
         );
-        steps.push(Step {
-            phase: Phase::Backfill,
-            action: Action::Backfill,
-            summary: format!("fill existing rows in keyset batches over {}", fill.key.join(", ")),
-            sql: vec![
+        steps.push(Step::backfill(
+            format!("fill existing rows in keyset batches over {}", fill.key.join(", ")),
+            vec![
                 "BEGIN; SET LOCAL lock_timeout = <--lock-timeout>; SET LOCAL search_path = pg_catalog, pg_temp".into(),
                 select,
                 update,
                 format!("UPDATE {}.\"migrations\" SET cursor = <batch end>, rows_done = rows_done + <keys> WHERE id = <migration>", quote(STATE_SCHEMA)),
                 "COMMIT".into(),
             ],
-            lock: lock(
+            lock(
                 "ROW EXCLUSIVE, and row locks on one batch",
                 "one batch at a time (--batch-time, default 100ms); readers never wait",
                 false,
                 false,
             ),
-            cost: Cost::Batched,
-            reason: "short transactions hold row locks only briefly; the cursor is saved with each batch, so a crash resumes where it stopped; only rows still NULL are written, so values set by writers are kept".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+            "short transactions hold row locks only briefly",
+        ));
     }
 
     // Contract.
     if let (true, Some(seq)) = (d.guard, &guard_seq) {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::QuietPeriod,
-            summary: "wait until no application INSERT leaves the column NULL (--quiet-period)".into(),
-            sql: vec![format!("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {seq}")],
-            lock: no_lock(),
-            cost: Cost::None,
-            reason: "once the triggers are gone only writers that set the column keep it right; an INSERT that left it NULL shows an old application version is still running".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::quiet_period(format!(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {seq}"
+        )));
     }
     if add.not_null && d.fill.is_some() {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::NullSweep,
-            summary: "fill rows still NULL, then count them".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE {c} IS NULL")],
-            lock: lock("ROW EXCLUSIVE", "only while filling rows found NULL, in short transactions", false, false),
-            cost: Cost::Scan,
-            reason: "a last sweep before NOT NULL goes on; complete refuses, with the count, if the expression still yields NULL".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::null_sweep(
+            &t,
+            &c,
+            lock(
+                "ROW EXCLUSIVE",
+                "only while filling rows found NULL, in short transactions",
+                false,
+                false,
+            ),
+            Cost::Scan,
+        ));
     }
     let validate = |name: &str, what: &str, extra: &str| {
         Step {

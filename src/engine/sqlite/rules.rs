@@ -106,21 +106,11 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
 }
 
 fn write_lock(held: &str) -> LockLevel {
-    LockLevel {
-        mode: "write lock (whole database)".into(),
-        held: held.into(),
-        blocks_writes: true,
-        blocks_reads: false,
-    }
+    LockLevel::new("write lock (whole database)", held, true, false)
 }
 
 fn no_lock() -> LockLevel {
-    LockLevel {
-        mode: "none (reads only)".into(),
-        held: "-".into(),
-        blocks_writes: false,
-        blocks_reads: false,
-    }
+    LockLevel::none()
 }
 
 /// SQLite's step list for a decided migration.
@@ -131,17 +121,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
     let mut steps = Vec::new();
 
     if let (true, Some(fill)) = (add.not_null, &d.fill) {
-        steps.push(Step {
-            phase: Phase::Check,
-            action: Action::NullPreflight,
-            summary: "count existing rows whose value would be NULL".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE ({}) IS NULL", fill.expr)],
-            lock: no_lock(),
-            cost: Cost::Scan,
-            reason: "the column is NOT NULL: if the expression yields NULL for some rows, complete could never succeed, so start refuses before changing anything".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::null_preflight(&t, &fill.expr, no_lock()));
     }
 
     // Expand.
@@ -246,53 +226,39 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
 
         // Backfill.
         let (select, update) = batch_sql(&schema.name, &add.column, fill, false, fill.capture_once);
-        steps.push(Step {
-            phase: Phase::Backfill,
-            action: Action::Backfill,
-            summary: format!(
+        steps.push(Step::backfill(
+            format!(
                 "fill existing rows in keyset batches over {}{}",
                 fill.key.join(", "),
-                if fill.capture_once { " with one value taken at expand" } else { "" }
+                if fill.capture_once {
+                    " with one value taken at expand"
+                } else {
+                    ""
+                }
             ),
-            sql: vec!["BEGIN IMMEDIATE".into(), select, update, "COMMIT".into()],
-            lock: write_lock("one batch at a time (--batch-time, default 5ms), released between batches"),
-            cost: Cost::Batched,
-            reason: "short transactions let application writers in between batches; the cursor is saved with each batch, so a crash resumes where it stopped; only rows still NULL are written, so values set by writers are kept".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+            vec!["BEGIN IMMEDIATE".into(), select, update, "COMMIT".into()],
+            write_lock("one batch at a time (--batch-time, default 5ms), released between batches"),
+            "short transactions let application writers in between batches",
+        ));
     }
 
     // Contract.
     if d.guard {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::QuietPeriod,
-            summary: "wait until no application INSERT leaves the column NULL (--quiet-period)".into(),
-            sql: vec![format!(
-                "SELECT n FROM {} WHERE key = {}",
-                quote(COUNTER_TABLE),
-                literal(d.objects.guard_counter.as_deref().unwrap_or_default())
-            )],
-            lock: no_lock(),
-            cost: Cost::None,
-            reason: "once the triggers are gone only writers that set the column keep it right; an INSERT that left it NULL shows an old application version is still running".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::quiet_period(format!(
+            "SELECT n FROM {} WHERE key = {}",
+            quote(COUNTER_TABLE),
+            literal(d.objects.guard_counter.as_deref().unwrap_or_default())
+        )));
     }
     if add.not_null && d.fill.is_some() {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::NullSweep,
-            summary: "fill rows still NULL, then count them".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE {c} IS NULL")],
-            lock: write_lock("only while filling rows found NULL, in short batches; the search is a read"),
-            cost: Cost::Batched,
-            reason: "a last sweep before NOT NULL goes on; complete refuses, with the count, if the expression still yields NULL".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::null_sweep(
+            &t,
+            &c,
+            write_lock(
+                "only while filling rows found NULL, in short batches; the search is a read",
+            ),
+            Cost::Batched,
+        ));
     }
     if add.not_null && !d.not_null_at_expand {
         steps.push(Step {
