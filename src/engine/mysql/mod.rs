@@ -859,9 +859,7 @@ impl Engine for MySql {
         build_plan(migration, &schema, &env)?;
         self.probe(add, &schema)?;
         let mut plan = build_plan(migration, &schema, &env)?;
-        if self.target.ssl_mode == SslMode::Preferred {
-            plan.notes.push("ssl-mode=PREFERRED: this zerodown build has no TLS for MySQL/MariaDB, so it connects in plain text; say ssl-mode=DISABLED to make that explicit".into());
-        }
+        plan.notes.extend(self.target.tls_note());
         self.plan_copies = plan
             .steps
             .iter()
