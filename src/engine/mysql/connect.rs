@@ -207,11 +207,11 @@ impl Target {
         if let Some(ca) = &self.ssl_ca
             && let Err(e) = std::fs::metadata(ca)
         {
-            return Err(Error::Connect(format!(
+            return Err(Error::Connect(self.scrub(&format!(
                 "cannot connect to MySQL/MariaDB at {}: ssl-ca `{}` cannot be read: {e}",
                 self.label,
                 ca.display()
-            )));
+            ))));
         }
         match self.connect_with(self.ssl_mode) {
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
@@ -252,10 +252,12 @@ impl Target {
             use rustls::CertificateError as C;
             return match tls {
                 rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => format!(
-                    "ssl-mode={mode}: the server's certificate is not signed by {} ({tls})",
+                    "ssl-mode={mode}: the server's certificate is signed neither by {} ({tls})",
                     match &self.ssl_ca {
-                        Some(ca) => format!("the CA in ssl-ca `{}` nor a Mozilla root", ca.display()),
-                        None => "a Mozilla root; name the server's CA with ssl-ca=<file.pem>".into(),
+                        Some(ca) =>
+                            format!("the CA in ssl-ca `{}` nor a Mozilla root", ca.display()),
+                        None =>
+                            "a Mozilla root; name the server's CA with ssl-ca=<file.pem>".into(),
                     }
                 ),
                 rustls::Error::InvalidCertificate(
@@ -282,10 +284,15 @@ impl Target {
                 }
             }
             mysql::Error::MySqlError(m) if m.code == 1049 => {
-                format!("database `{}` does not exist; create it first", self.database)
+                format!(
+                    "database `{}` does not exist; create it first",
+                    self.database
+                )
             }
             mysql::Error::TlsError(t) => format!("ssl-mode={mode}: TLS setup failed: {t}"),
-            mysql::Error::IoError(_) | mysql::Error::DriverError(_) => format!(
+            mysql::Error::IoError(_)
+            | mysql::Error::CodecError(_)
+            | mysql::Error::DriverError(_) => format!(
                 "the server is unreachable ({e}); check the host and port, and that MySQL/MariaDB is running"
             ),
             _ => e.to_string(),
@@ -307,10 +314,12 @@ impl SslMode {
 }
 
 /// The rustls error behind a failed connection: the handshake runs on the crate's first read or
-/// write, so it surfaces as an I/O error wrapping it.
+/// write, so it surfaces as an I/O error (sometimes inside a codec error) wrapping it.
 fn rustls_error(e: &mysql::Error) -> Option<&rustls::Error> {
+    // The crate implements only the deprecated `cause()`: start below it by hand.
     let mut source: Option<&(dyn std::error::Error + 'static)> = match e {
-        mysql::Error::IoError(io) => io.get_ref().map(|r| r as _),
+        mysql::Error::IoError(io) => Some(io),
+        mysql::Error::CodecError(c) => Some(c),
         mysql::Error::TlsError(t) => Some(t),
         _ => None,
     };
@@ -318,7 +327,11 @@ fn rustls_error(e: &mysql::Error) -> Option<&rustls::Error> {
         if let Some(r) = s.downcast_ref::<rustls::Error>() {
             return Some(r);
         }
-        source = s.source();
+        // io::Error::source() skips the error it wraps: look inside it first.
+        source = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|r| r as _),
+            None => s.source(),
+        };
     }
     None
 }
