@@ -12,7 +12,12 @@ use mysql::{Conn, OptsBuilder, SslOpts};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// `--build-timeout`'s default: how long an online build may run before it is stopped.
+pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `ssl-mode`, with MySQL's meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,8 @@ pub struct Target {
     raw_password: String,
     /// Set when a PREFERRED connection fell back to plain text (the server offers no TLS).
     plain_fallback: Arc<AtomicBool>,
+    /// `--build-timeout`, for the KILL QUERY watchdog of MySQL 8 builds.
+    pub build_timeout: Duration,
 }
 
 impl std::fmt::Debug for Target {
@@ -165,6 +172,34 @@ impl Target {
             label,
             raw_password,
             plain_fallback: Arc::new(AtomicBool::new(false)),
+            build_timeout: DEFAULT_BUILD_TIMEOUT,
+        })
+    }
+
+    /// Takes `--build-timeout` from the command's settings (default 1h).
+    pub fn set_build_timeout(&mut self, timeout: Option<Duration>) {
+        self.build_timeout = timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT);
+    }
+
+    /// Arms a watchdog that runs `KILL QUERY <connection>` from a connection of its own if the
+    /// statement running on `connection` outlives `timeout`. MySQL 8 has no timeout for DDL statements
+    /// (max_execution_time covers only SELECT, and there is no SET STATEMENT max_statement_time as on
+    /// MariaDB), so this is how an online build is held to --build-timeout. Its connection is opened
+    /// before the statement starts, so a build never runs unguarded; a user may kill its own sessions
+    /// without extra privileges.
+    pub fn kill_query_after(&self, connection: u32, timeout: Duration) -> Result<Watchdog> {
+        use mysql::prelude::Queryable;
+        let mut conn = self.connect()?;
+        let (disarm, armed) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || match armed.recv_timeout(timeout) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                conn.query_drop(format!("KILL QUERY {connection}")).is_ok()
+            }
+            _ => false,
+        });
+        Ok(Watchdog {
+            disarm: Some(disarm),
+            thread: Some(thread),
         })
     }
 
@@ -297,6 +332,35 @@ impl Target {
             ),
             _ => e.to_string(),
         }
+    }
+}
+
+/// See [`Target::kill_query_after`]. Dropping it disarms it and waits for its thread, so a late KILL
+/// can never reach the next statement on the watched connection.
+pub struct Watchdog {
+    disarm: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<bool>>,
+}
+
+impl Watchdog {
+    /// Disarms it; true when it had already killed the statement.
+    pub fn disarm(mut self) -> bool {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> bool {
+        if let Some(tx) = self.disarm.take() {
+            let _ = tx.send(());
+        }
+        self.thread
+            .take()
+            .is_some_and(|t| t.join().unwrap_or(false))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
