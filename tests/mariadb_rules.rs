@@ -47,6 +47,7 @@ fn env(flavour: Flavour) -> MyEnv {
         reference: None,
         on_update_columns: vec!["touched".into()],
         row_versions: None,
+        definer: None,
     }
 }
 
@@ -519,4 +520,73 @@ fn kill_query_watchdog_stops_a_build_and_nothing_else() {
     std::thread::sleep(Duration::from_millis(400));
     let n: Option<i64> = c.query_first("SELECT count(*) FROM t").unwrap();
     assert_eq!(n, Some(2000));
+}
+
+// ---- Trigger DEFINER ----
+
+/// A MariaDB trigger runs as its DEFINER: once that account is dropped, every write to the table fails
+/// with 1449 until the trigger goes. Why the plan names the account zerodown's triggers will have.
+#[test]
+fn a_trigger_whose_definer_is_dropped_breaks_every_write() {
+    let Some((db, mut c)) = server_table("rules_definer", 10) else {
+        return;
+    };
+    let user = format!("{}_def", db.name);
+    c.query_drop(format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'definer-pw';
+         GRANT ALL PRIVILEGES ON `{}`.* TO '{user}'@'127.0.0.1'",
+        db.name
+    ))
+    .unwrap();
+    let mut owner =
+        mysql::Conn::new(mysql::Opts::from_url(&db.url_as(&user, "definer-pw")).unwrap()).unwrap();
+    owner
+        .query_drop("CREATE TRIGGER zd_ins_definer BEFORE INSERT ON t FOR EACH ROW BEGIN IF NEW.a IS NULL THEN SET NEW.a = 0; END IF; END")
+        .unwrap();
+    drop(owner);
+    let definer: Option<String> = c
+        .query_first("SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 'zd_ins_definer'")
+        .unwrap();
+    assert_eq!(definer, Some(format!("{user}@127.0.0.1")));
+    c.query_drop("INSERT INTO t (a) VALUES (NULL)").unwrap();
+    c.query_drop(format!("DROP USER '{user}'@'127.0.0.1'"))
+        .unwrap();
+    // Any writer, even one with every privilege, is refused now.
+    assert_eq!(
+        code(c.query_drop("INSERT INTO t (a) VALUES (1)")),
+        Some(1449)
+    );
+    c.query_drop("DROP TRIGGER zd_ins_definer").unwrap();
+    c.query_drop("INSERT INTO t (a) VALUES (1)").unwrap();
+}
+
+#[test]
+fn the_plan_names_the_triggers_definer() {
+    let mut e = env(Flavour::MariaDb);
+    e.definer = Some("app@10.0.%".into());
+    let p = plan_for(DERIVED, &e);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("DEFINER = 'app'@'10.0.%'")
+                && n.contains("error 1449")
+                && n.contains("`accounts`")),
+        "{:#?}",
+        p.notes
+    );
+    // On a real server the plan reads CURRENT_USER().
+    let Some((db, mut c)) = server_table("rules_definer_plan", 10) else {
+        return;
+    };
+    c.query_drop("CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)")
+        .unwrap();
+    let m = Migration::from_toml("m", "[add_column]\ntable = \"accounts\"\ncolumn = \"twice\"\ntype = \"bigint\"\nbackfill = \"balance * 2\"\n", "t.toml").unwrap();
+    let p = zerodown::plan(&zerodown::DatabaseUrl::parse(db.url()).unwrap(), &m).unwrap();
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("DEFINER = 'zerodown'@'127.0.0.1'")),
+        "{:#?}",
+        p.notes
+    );
 }

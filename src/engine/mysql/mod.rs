@@ -230,6 +230,7 @@ impl MySql {
             reference,
             on_update_columns: on_update,
             row_versions: None,
+            definer: None,
         }
     }
 
@@ -363,9 +364,10 @@ impl MySql {
         ))
     }
 
-    /// Checks the type and expressions by preparing them against the table; changes nothing. Returns
-    /// the table's instant row versions on MySQL ≥ 8.0.29 (documented, not run).
-    fn probe(&mut self, add: &AddColumn, table: &TableSchema) -> Result<Option<u32>> {
+    /// Checks the type and expressions by preparing them against the table; changes nothing. Reads
+    /// into `env` the account the triggers will run as, and the table's instant row versions on
+    /// MySQL ≥ 8.0.29 (documented, not run).
+    fn probe(&mut self, add: &AddColumn, table: &TableSchema, env: &mut MyEnv) -> Result<()> {
         let t = quote(&table.name);
         let scrub = |m: String| self.target.scrub(&m);
         let refuse = |what: &str, expr: &str, e: &mysql::Error| {
@@ -402,18 +404,22 @@ impl MySql {
             ))
             .map_err(|e| refuse("check", check, &e))?;
         }
+        // A trigger created without DEFINER= runs as CURRENT_USER(), the account the server matched.
+        env.definer = self
+            .conn
+            .query_first::<String, _>("SELECT CURRENT_USER()")
+            .map_err(|e| self.db_err("reading CURRENT_USER()", &e))?;
         if self.flavour == Flavour::MySql && self.version >= (8, 0, 29) {
             // MySQL 8 (documented, not run): INNODB_TABLES names tables `database/table`.
-            let versions: Option<u32> = self
+            env.row_versions = self
                 .conn
                 .exec_first(
                     "SELECT TOTAL_ROW_VERSIONS FROM INFORMATION_SCHEMA.INNODB_TABLES WHERE NAME = CONCAT(DATABASE(), '/', ?)",
                     (&table.name,),
                 )
                 .map_err(|e| self.db_err("reading the table's instant row versions", &e))?;
-            return Ok(versions);
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Resolves `references` to (table, column), which must be the primary key or unique.
@@ -887,7 +893,7 @@ impl Engine for MySql {
         let mut env = self.env(reference, on_update);
         // The pure checks first (unknown columns, NOT NULL without a value), then the server's.
         build_plan(migration, &schema, &env)?;
-        env.row_versions = self.probe(add, &schema)?;
+        self.probe(add, &schema, &mut env)?;
         let mut plan = build_plan(migration, &schema, &env)?;
         plan.notes.extend(self.target.tls_note());
         self.plan_copies = plan

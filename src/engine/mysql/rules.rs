@@ -45,6 +45,8 @@ pub struct MyEnv {
     /// ADD/DROP COLUMNs it has had since its last rebuild (at [`MYSQL_MAX_ROW_VERSIONS`] INSTANT is
     /// refused). `None` elsewhere. Documented, not run.
     pub row_versions: Option<u32>,
+    /// `CURRENT_USER()` of zerodown's connection (`user@host`): the DEFINER its triggers get.
+    pub definer: Option<String>,
 }
 
 /// MySQL 8.0.29+ allows 64 row versions (instant ADD/DROP COLUMNs) per table until a rebuild; the 65th
@@ -177,7 +179,14 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         ]
     };
     if decided.fill.is_some() {
-        notes.push("the dual-write triggers run as their DEFINER (the user running zerodown): that user must outlive the migration window; with the binary log on, creating triggers needs SUPER or log_bin_trust_function_creators=1".into());
+        notes.push(match &env.definer {
+            Some(definer) => format!(
+                "the dual-write triggers will have DEFINER = {} (zerodown's own account, CURRENT_USER()) and run as it: if that account is dropped or renamed before complete or rollback takes them off, every INSERT and UPDATE on `{}` fails (error 1449, \"the user specified as a definer does not exist\"), so keep it until then; with the binary log on, creating triggers needs SUPER or log_bin_trust_function_creators=1",
+                definer_sql(definer),
+                schema.name
+            ),
+            None => "the dual-write triggers run as their DEFINER (the user running zerodown): that user must outlive the migration window; with the binary log on, creating triggers needs SUPER or log_bin_trust_function_creators=1".into(),
+        });
         notes.push("on MySQL/MariaDB a trigger cannot see an UPDATE's SET list: an UPDATE recomputes the new column when it changes one of the source columns and leaves the new column unchanged".into());
     }
     if !env.on_update_columns.is_empty() && decided.fill.is_some() {
@@ -248,6 +257,12 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         objects: decided.objects.clone(),
         steps,
     })
+}
+
+/// `user@host` as the server writes an account: `'user'@'host'`.
+fn definer_sql(account: &str) -> String {
+    let (user, host) = account.rsplit_once('@').unwrap_or((account, "%"));
+    format!("{}@{}", super::literal(user), super::literal(host))
 }
 
 fn lock(mode: &str, held: &str, blocks_writes: bool, blocks_reads: bool) -> LockLevel {
