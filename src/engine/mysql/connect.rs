@@ -203,13 +203,17 @@ impl Target {
         })
     }
 
-    /// For the plan: a PREFERRED connection that ended up in plain text.
+    /// For the plan: a PREFERRED connection that ended up in plain text, or a VERIFY_CA that is weaker
+    /// than it reads.
     pub fn tls_note(&self) -> Option<String> {
-        self.plain_fallback.load(Ordering::Relaxed).then(|| {
-            format!(
+        if self.plain_fallback.load(Ordering::Relaxed) {
+            return Some(format!(
                 "ssl-mode=PREFERRED: the server at {}:{} offers no TLS, so zerodown connects in plain text; say ssl-mode=DISABLED to make that explicit, or REQUIRED to refuse it",
                 self.host, self.port
-            )
+            ));
+        }
+        (self.ssl_mode == SslMode::VerifyCa).then(|| {
+            "ssl-mode=VERIFY_CA: the MySQL driver trusts the Mozilla roots besides ssl-ca and VERIFY_CA does not check the host name, so any publicly issued certificate would pass; ssl-mode=VERIFY_IDENTITY pins the server".to_string()
         })
     }
 
@@ -429,8 +433,10 @@ mod tests {
         let t = Target::parse("mysql://u:pw@h/x?ssl-ca=/etc/my%20ca.pem").unwrap();
         assert_eq!(t.ssl_mode, SslMode::VerifyCa);
         assert_eq!(t.ssl_ca, Some(PathBuf::from("/etc/my ca.pem")));
+        assert!(t.tls_note().unwrap().contains("VERIFY_IDENTITY pins"));
         let t = Target::parse("mysql://u:pw@h/x?ssl-mode=verify_identity&ssl-ca=/ca.pem").unwrap();
         assert_eq!(t.ssl_mode, SslMode::VerifyIdentity);
+        assert_eq!(t.tls_note(), None);
         let e = Target::parse("mysql://u:pw@h/x?ssl-mode=REQUIRED&ssl-ca=/ca.pem")
             .unwrap_err()
             .to_string();
