@@ -106,6 +106,16 @@ fn secrets_never_show() {
     run(&unreachable, &["plan", &tier], false);
     run(&format!("{url}?ssl-mode=REQUIRED"), &["status"], false);
     run(&format!("{url}?ssl-mode=BOGUS"), &["status"], false);
+    run(
+        &format!("{url}?ssl-mode=VERIFY_IDENTITY&ssl-ca=/nonexistent/ca.pem"),
+        &["plan", &tier],
+        false,
+    );
+    run(
+        &format!("{url}?ssl-mode=REQUIRED&ssl-ca=/ca.pem"),
+        &["status"],
+        false,
+    );
     run(&format!("{url}?bogus=1"), &["plan", &tier], false);
     assert!(
         seen.contains("TRACE") || seen.contains("DEBUG"),
