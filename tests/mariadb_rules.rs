@@ -46,6 +46,8 @@ fn env(flavour: Flavour) -> MyEnv {
         },
         reference: None,
         on_update_columns: vec!["touched".into()],
+        row_versions: None,
+        definer: None,
     }
 }
 
@@ -320,4 +322,271 @@ fn max_statement_time_caps_a_blocked_alter_below_a_second() {
     assert_eq!(code(r), Some(1205));
     assert!(t0.elapsed() >= Duration::from_millis(900));
     a.query_drop("COMMIT").unwrap();
+}
+
+// ---- MySQL 8 rows: documented, not run. Plans are data, so what the rules decide for a MySQL 8 server
+// is proven here without one; what the server does with it is from the MySQL 8.0 manual. ----
+
+fn mysql8(version: (u32, u32, u32), row_versions: Option<u32>) -> MyEnv {
+    MyEnv {
+        version,
+        row_versions,
+        ..env(Flavour::MySql)
+    }
+}
+
+fn plan_for(body: &str, env: &MyEnv) -> zerodown::plan::Plan {
+    let m = Migration::from_toml("0042_example", body, "test.toml").unwrap();
+    build_plan(&m, &accounts(), env).unwrap()
+}
+
+const DERIVED: &str = "[add_column]\ntable = \"accounts\"\ncolumn = \"tier\"\ntype = \"varchar(20)\"\nbackfill = \"CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END\"\nindex = true\n";
+
+#[test]
+fn mysql8_row_versions_used_up_documented_not_run() {
+    // 64 instant changes since the last rebuild: INSTANT would fail with 4092, so the expand is an
+    // online rebuild, and the plan says why.
+    let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(64)));
+    let expand = &p.steps[0];
+    assert_eq!(
+        expand.sql,
+        vec!["ALTER TABLE `accounts` ADD COLUMN `tier` varchar(20), ALGORITHM=INPLACE, LOCK=NONE"]
+    );
+    assert_eq!(expand.cost, zerodown::plan::Cost::Rewrite);
+    assert!(!expand.lock.blocks_writes);
+    assert!(expand.reason.contains("error 4092"), "{}", expand.reason);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("64 instant column changes") && n.contains("INPLACE")),
+        "{:#?}",
+        p.notes
+    );
+    insta::assert_snapshot!(render_text(&p));
+}
+
+#[test]
+fn mysql8_last_row_version_makes_the_rollback_a_rebuild_documented_not_run() {
+    let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(63)));
+    assert!(p.steps[0].sql[0].ends_with("ALGORITHM=INSTANT"));
+    assert_eq!(
+        p.steps[0].undo,
+        vec!["ALTER TABLE `accounts` DROP COLUMN `tier`, ALGORITHM=INPLACE, LOCK=NONE"]
+    );
+    assert_eq!(p.steps[0].undo_cost, Some(zerodown::plan::Cost::Rewrite));
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("uses the last of the 64"))
+    );
+    // Far from the limit: instant both ways, no row-version note.
+    let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(3)));
+    assert!(p.steps[0].undo[0].ends_with("ALGORITHM=INSTANT"));
+    assert!(!p.notes.iter().any(|n| n.contains("TOTAL_ROW_VERSIONS")));
+    // Close to it: said.
+    let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(60)));
+    assert!(p.steps[0].undo[0].ends_with("ALGORITHM=INSTANT"));
+    assert!(p.notes.iter().any(|n| n.contains("has had 60 of the 64")));
+}
+
+#[test]
+fn mysql8_before_8_0_29_documented_not_run() {
+    // Instant ADD only as the last column (zerodown adds it last), no instant DROP: the rollback of
+    // the expand is an online rebuild. TOTAL_ROW_VERSIONS does not exist yet.
+    let p = plan_for(DERIVED, &mysql8((8, 0, 28), None));
+    assert!(p.steps[0].sql[0].ends_with("ALGORITHM=INSTANT"));
+    assert!(!p.steps[0].sql[0].contains(" AFTER ") && !p.steps[0].sql[0].contains(" FIRST"));
+    assert_eq!(
+        p.steps[0].undo,
+        vec!["ALTER TABLE `accounts` DROP COLUMN `tier`, ALGORITHM=INPLACE, LOCK=NONE"]
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("before 8.0.29") && n.contains("only as the last column"))
+    );
+    // Older than the first instant ADD COLUMN: refused.
+    let m = Migration::from_toml("m", DERIVED, "t.toml").unwrap();
+    let e = build_plan(&m, &accounts(), &mysql8((8, 0, 11), None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("8.0.12"), "{e}");
+}
+
+#[test]
+fn mysql8_statements_exist_in_mysql_documented_not_run() {
+    // No SET STATEMENT, no SEQUENCE, no IF [NOT] EXISTS where MySQL 8 has none; the deploy-order
+    // counter is an insert-only AUTO_INCREMENT table; the build timeout and lock wait are stated.
+    let mut e = mysql8((8, 0, 40), Some(0));
+    e.reference = Some(MyReference {
+        table: "plans".into(),
+        column: "id".into(),
+    });
+    let p = plan_for(
+        "[add_column]\ntable = \"accounts\"\ncolumn = \"plan_id\"\ntype = \"int\"\nnot_null = true\nbackfill = \"CASE WHEN balance > 10000 THEN 2 ELSE 1 END\"\nreferences = \"plans(id)\"\nindex = true\n",
+        &e,
+    );
+    let all: Vec<&String> = p
+        .steps
+        .iter()
+        .flat_map(|s| s.sql.iter().chain(s.undo.iter()))
+        .collect();
+    for q in &all {
+        assert!(!q.contains("SET STATEMENT"), "{q}");
+        assert!(!q.contains("SEQUENCE") && !q.contains("NEXTVAL"), "{q}");
+        let allowed = q.starts_with("DROP TRIGGER IF EXISTS")
+            || q.starts_with("DROP TABLE IF EXISTS")
+            || q.starts_with("CREATE TABLE IF NOT EXISTS");
+        assert!(
+            allowed || !(q.contains("IF EXISTS") || q.contains("IF NOT EXISTS")),
+            "{q}"
+        );
+    }
+    let fk = p
+        .steps
+        .iter()
+        .find(|s| s.sql.iter().any(|q| q.contains("FOREIGN KEY")))
+        .unwrap();
+    assert_eq!(fk.sql[0], "SET SESSION foreign_key_checks = 0");
+    assert!(fk.sql[1].ends_with("ALGORITHM=INPLACE, LOCK=NONE"));
+    assert_eq!(fk.sql[2], "SET SESSION foreign_key_checks = 1");
+    let dual = p
+        .steps
+        .iter()
+        .find(|s| s.summary.contains("dual-write"))
+        .unwrap();
+    assert!(dual.sql[0].contains("AUTO_INCREMENT PRIMARY KEY"));
+    assert!(dual.sql[1].contains("INSERT INTO `zd_guard_"));
+    for needle in [
+        "KILL QUERY",
+        "SET SESSION lock_wait_timeout",
+        "documented, not run",
+    ] {
+        assert!(
+            p.notes.iter().any(|n| n.contains(needle)),
+            "{needle}: {:#?}",
+            p.notes
+        );
+    }
+    let modify = p
+        .steps
+        .iter()
+        .find(|s| s.sql.iter().any(|q| q.contains("MODIFY COLUMN")))
+        .unwrap();
+    assert!(
+        modify.reason.contains("strict sql_mode") && modify.reason.contains("KILL QUERY"),
+        "{}",
+        modify.reason
+    );
+}
+
+/// The KILL QUERY watchdog that holds MySQL 8 builds to --build-timeout, proven on MariaDB: an INPLACE
+/// build stuck behind an open transaction is killed from a second connection with error 1317 and
+/// leaves no index; a watchdog disarmed in time kills nothing, then or later.
+#[test]
+fn kill_query_watchdog_stops_a_build_and_nothing_else() {
+    let Some((db, mut c)) = server_table("rules_watchdog", 2000) else {
+        return;
+    };
+    let target = zerodown::engine::mysql::Target::parse(db.url()).unwrap();
+    let mut a = db.connect();
+    a.query_drop("START TRANSACTION").unwrap();
+    let _: Vec<i64> = a.query("SELECT id FROM t LIMIT 1").unwrap();
+    c.query_drop("SET SESSION lock_wait_timeout = 30").unwrap();
+    let dog = target
+        .kill_query_after(c.connection_id(), Duration::from_millis(500))
+        .unwrap();
+    let t0 = Instant::now();
+    let r = c.query_drop("ALTER TABLE t ADD INDEX ix_a (a), ALGORITHM=INPLACE, LOCK=NONE");
+    let took = t0.elapsed();
+    assert!(dog.disarm(), "the watchdog fired");
+    assert_eq!(code(r), Some(1317), "Query execution was interrupted");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    a.query_drop("COMMIT").unwrap();
+    let indexes: Option<i64> = c
+        .query_first("SELECT count(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME = 'ix_a'")
+        .unwrap();
+    assert_eq!(indexes, Some(0), "the interrupted build left nothing");
+    // Disarmed before its time: it kills nothing, and the next statements run.
+    let dog = target
+        .kill_query_after(c.connection_id(), Duration::from_millis(300))
+        .unwrap();
+    c.query_drop("ALTER TABLE t ADD INDEX ix_a (a), ALGORITHM=INPLACE, LOCK=NONE")
+        .unwrap();
+    assert!(!dog.disarm());
+    std::thread::sleep(Duration::from_millis(400));
+    let n: Option<i64> = c.query_first("SELECT count(*) FROM t").unwrap();
+    assert_eq!(n, Some(2000));
+}
+
+// ---- Trigger DEFINER ----
+
+/// A MariaDB trigger runs as its DEFINER: once that account is dropped, every write to the table fails
+/// with 1449 until the trigger goes. Why the plan names the account zerodown's triggers will have.
+#[test]
+fn a_trigger_whose_definer_is_dropped_breaks_every_write() {
+    let Some((db, mut c)) = server_table("rules_definer", 10) else {
+        return;
+    };
+    let user = format!("{}_def", db.name);
+    c.query_drop(format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'definer-pw';
+         GRANT ALL PRIVILEGES ON `{}`.* TO '{user}'@'127.0.0.1'",
+        db.name
+    ))
+    .unwrap();
+    let mut owner =
+        mysql::Conn::new(mysql::Opts::from_url(&db.url_as(&user, "definer-pw")).unwrap()).unwrap();
+    owner
+        .query_drop("CREATE TRIGGER zd_ins_definer BEFORE INSERT ON t FOR EACH ROW BEGIN IF NEW.a IS NULL THEN SET NEW.a = 0; END IF; END")
+        .unwrap();
+    drop(owner);
+    let definer: Option<String> = c
+        .query_first("SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 'zd_ins_definer'")
+        .unwrap();
+    assert_eq!(definer, Some(format!("{user}@127.0.0.1")));
+    c.query_drop("INSERT INTO t (a) VALUES (NULL)").unwrap();
+    c.query_drop(format!("DROP USER '{user}'@'127.0.0.1'"))
+        .unwrap();
+    // Any writer, even one with every privilege, is refused now.
+    assert_eq!(
+        code(c.query_drop("INSERT INTO t (a) VALUES (1)")),
+        Some(1449)
+    );
+    c.query_drop("DROP TRIGGER zd_ins_definer").unwrap();
+    c.query_drop("INSERT INTO t (a) VALUES (1)").unwrap();
+}
+
+#[test]
+fn the_plan_names_the_triggers_definer() {
+    let mut e = env(Flavour::MariaDb);
+    e.definer = Some("app@10.0.%".into());
+    let p = plan_for(DERIVED, &e);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("DEFINER = 'app'@'10.0.%'")
+                && n.contains("error 1449")
+                && n.contains("`accounts`")),
+        "{:#?}",
+        p.notes
+    );
+    // On a real server the plan reads CURRENT_USER().
+    let Some((db, mut c)) = server_table("rules_definer_plan", 10) else {
+        return;
+    };
+    c.query_drop("CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)")
+        .unwrap();
+    let m = Migration::from_toml("m", "[add_column]\ntable = \"accounts\"\ncolumn = \"twice\"\ntype = \"bigint\"\nbackfill = \"balance * 2\"\n", "t.toml").unwrap();
+    let p = zerodown::plan(&zerodown::DatabaseUrl::parse(db.url()).unwrap(), &m).unwrap();
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("DEFINER = 'zerodown'@'127.0.0.1'")),
+        "{:#?}",
+        p.notes
+    );
 }

@@ -4,9 +4,10 @@
 //! statements that act on the server. Proven on MariaDB 10.11; MySQL 8 paths are documented, not run.
 
 mod connect;
+mod mysql8;
 pub mod rules;
 
-pub use connect::{SslMode, Target};
+pub use connect::{SslMode, Target, Watchdog};
 pub use rules::{Flavour, MyEnv, MyReference, build_plan};
 
 use super::{
@@ -228,6 +229,8 @@ impl MySql {
             version: self.version,
             reference,
             on_update_columns: on_update,
+            row_versions: None,
+            definer: None,
         }
     }
 
@@ -361,8 +364,10 @@ impl MySql {
         ))
     }
 
-    /// Checks the type and expressions by preparing them against the table; changes nothing.
-    fn probe(&mut self, add: &AddColumn, table: &TableSchema) -> Result<()> {
+    /// Checks the type and expressions by preparing them against the table; changes nothing. Reads
+    /// into `env` the account the triggers will run as, and the table's instant row versions on
+    /// MySQL ≥ 8.0.29 (documented, not run).
+    fn probe(&mut self, add: &AddColumn, table: &TableSchema, env: &mut MyEnv) -> Result<()> {
         let t = quote(&table.name);
         let scrub = |m: String| self.target.scrub(&m);
         let refuse = |what: &str, expr: &str, e: &mysql::Error| {
@@ -398,6 +403,21 @@ impl MySql {
                 quote(&add.column)
             ))
             .map_err(|e| refuse("check", check, &e))?;
+        }
+        // A trigger created without DEFINER= runs as CURRENT_USER(), the account the server matched.
+        env.definer = self
+            .conn
+            .query_first::<String, _>("SELECT CURRENT_USER()")
+            .map_err(|e| self.db_err("reading CURRENT_USER()", &e))?;
+        if self.flavour == Flavour::MySql && self.version >= (8, 0, 29) {
+            // MySQL 8 (documented, not run): INNODB_TABLES names tables `database/table`.
+            env.row_versions = self
+                .conn
+                .exec_first(
+                    "SELECT TOTAL_ROW_VERSIONS FROM INFORMATION_SCHEMA.INNODB_TABLES WHERE NAME = CONCAT(DATABASE(), '/', ?)",
+                    (&table.name,),
+                )
+                .map_err(|e| self.db_err("reading the table's instant row versions", &e))?;
         }
         Ok(())
     }
@@ -527,22 +547,38 @@ impl MySql {
         loop {
             attempt += 1;
             let attempt_started = Instant::now();
-            let stmt = match self.flavour {
-                Flavour::MariaDb => guarded_sql(&sql, guard.timeout),
-                Flavour::MySql => sql.clone(),
-            };
-            if self.flavour == Flavour::MySql {
-                // MySQL 8 (documented, not run): no SET STATEMENT; a session-wide whole-second wait.
-                self.conn
-                    .query_drop(format!(
-                        "SET SESSION lock_wait_timeout = {}",
-                        whole_seconds(guard.timeout)
-                    ))
-                    .map_err(|e| self.db_err("setting lock_wait_timeout", &e))?;
-            }
-            let e = match self.conn.query_drop(&stmt) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
+            let e = match self.flavour {
+                Flavour::MariaDb => match self.conn.query_drop(guarded_sql(&sql, guard.timeout)) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                },
+                // MySQL 8 (documented, not run): session lock wait, KILL QUERY build timeout, and
+                // "already exists" on a re-run meaning done (no IF [NOT] EXISTS); see mysql8.rs.
+                Flavour::MySql => {
+                    match mysql8::run(&mut self.conn, &self.target, &sql, guard.timeout)? {
+                        Ok(()) => return Ok(()),
+                        Err(e)
+                            if mysql8::row_versions_used_up(&e)
+                                && sql.contains("ALGORITHM=INSTANT") =>
+                        {
+                            emit(Event::Note(format!(
+                                "the table has no instant column change left ({}); using ALGORITHM=INPLACE, LOCK=NONE, an online rebuild",
+                                message(&e)
+                            )));
+                            sql = sql.replace("ALGORITHM=INSTANT", "ALGORITHM=INPLACE, LOCK=NONE");
+                            attempt -= 1;
+                            continue;
+                        }
+                        Err(e) if mysql8::already_done(&e) => {
+                            emit(Event::Note(format!(
+                                "`{sql}` had already run ({}): done",
+                                message(&e)
+                            )));
+                            return Ok(());
+                        }
+                        Err(e) => e,
+                    }
+                }
             };
             match code(&e) {
                 Some(1845 | 1846) if sql.contains("ALGORITHM=INSTANT") => {
@@ -854,14 +890,12 @@ impl Engine for MySql {
         let add = migration.add_column();
         let (schema, on_update) = self.table_schema(&add.table)?;
         let reference = self.resolve_reference(add)?;
-        let env = self.env(reference, on_update);
+        let mut env = self.env(reference, on_update);
         // The pure checks first (unknown columns, NOT NULL without a value), then the server's.
         build_plan(migration, &schema, &env)?;
-        self.probe(add, &schema)?;
+        self.probe(add, &schema, &mut env)?;
         let mut plan = build_plan(migration, &schema, &env)?;
-        if self.target.ssl_mode == SslMode::Preferred {
-            plan.notes.push("ssl-mode=PREFERRED: this zerodown build has no TLS for MySQL/MariaDB, so it connects in plain text; say ssl-mode=DISABLED to make that explicit".into());
-        }
+        plan.notes.extend(self.target.tls_note());
         self.plan_copies = plan
             .steps
             .iter()
@@ -871,6 +905,7 @@ impl Engine for MySql {
 
     fn preflight(&mut self, settings: &Settings, _emit: &mut dyn FnMut(Event)) -> Result<()> {
         self.allow_copy = settings.allow_copy;
+        self.target.set_build_timeout(settings.build_timeout);
         if self.plan_copies && !self.allow_copy {
             return Err(Error::Refused(
                 "this migration has a step that copies the whole table while application writes wait (on MariaDB 10.11, ADD CHECK has no online path; `zerodown plan` shows it); run again with --allow-copy to accept that, or drop `check` from the migration".into(),

@@ -41,6 +41,53 @@ pub struct MyEnv {
     pub reference: Option<MyReference>,
     /// Columns with `ON UPDATE CURRENT_TIMESTAMP`: the backfill keeps them at their old values.
     pub on_update_columns: Vec<String>,
+    /// MySQL ≥ 8.0.29: the table's `INFORMATION_SCHEMA.INNODB_TABLES.TOTAL_ROW_VERSIONS`, the instant
+    /// ADD/DROP COLUMNs it has had since its last rebuild (at [`MYSQL_MAX_ROW_VERSIONS`] INSTANT is
+    /// refused). `None` elsewhere. Documented, not run.
+    pub row_versions: Option<u32>,
+    /// `CURRENT_USER()` of zerodown's connection (`user@host`): the DEFINER its triggers get.
+    pub definer: Option<String>,
+}
+
+/// MySQL 8.0.29+ allows 64 row versions (instant ADD/DROP COLUMNs) per table until a rebuild; the 65th
+/// instant change fails with error 4092 "Maximum row versions reached … Please use COPY/INPLACE".
+/// Documented, not run.
+pub const MYSQL_MAX_ROW_VERSIONS: u32 = 64;
+
+/// MySQL 8.0.29: instant ADD COLUMN anywhere (before: only as the last column), instant DROP COLUMN,
+/// and the row-version count. Documented, not run.
+const MYSQL_INSTANT_ANYWHERE: (u32, u32, u32) = (8, 0, 29);
+
+/// How the expand's ADD COLUMN and its undo run on this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ExpandAlgorithms {
+    add_instant: bool,
+    drop_instant: bool,
+}
+
+impl MyEnv {
+    fn mysql(&self) -> bool {
+        self.flavour == Flavour::MySql
+    }
+
+    /// MySQL 8 (documented, not run): INSTANT for the ADD unless the row versions are used up; for the
+    /// rollback's DROP only from 8.0.29, and only while a version is left after the ADD's own.
+    fn expand_algorithms(&self) -> ExpandAlgorithms {
+        if !self.mysql() {
+            return ExpandAlgorithms {
+                add_instant: true,
+                drop_instant: true,
+            };
+        }
+        let versions = self.row_versions.unwrap_or(0);
+        let add_instant = versions < MYSQL_MAX_ROW_VERSIONS;
+        let after_add = versions + u32::from(add_instant);
+        ExpandAlgorithms {
+            add_instant,
+            drop_instant: self.version >= MYSQL_INSTANT_ANYWHERE
+                && after_add < MYSQL_MAX_ROW_VERSIONS,
+        }
+    }
 }
 
 impl MyEnv {
@@ -120,12 +167,26 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         non_volatile_default_at_expand: true,
     })?;
     let steps = steps(add, schema, env, &decided);
-    let mut notes = vec![
-        "every DDL statement waits at most --lock-timeout (default 1s) for its metadata lock and is retried with backoff within --lock-budget; catalog-only statements are capped below a second with SET STATEMENT max_statement_time, so application queries never queue behind zerodown for longer".to_string(),
-        "MySQL/MariaDB DDL commits at once: each step is recorded right after it, and written to be re-run safely (IF [NOT] EXISTS), so a crash between a step and its record finishes the step again".into(),
-    ];
+    let mut notes = if env.mysql() {
+        vec![
+            "MySQL 8 (documented, not run): every DDL statement runs after SET SESSION lock_wait_timeout = --lock-timeout in whole seconds (at least 1 s: MySQL has no SET STATEMENT, no WAIT n and no statement timeout for DDL), retried with backoff within --lock-budget; application queries may queue behind a waiting statement for up to that second".to_string(),
+            "MySQL/MariaDB DDL commits at once: each step is recorded right after it; MySQL 8 has no IF [NOT] EXISTS on ADD COLUMN / INDEX / FOREIGN KEY or DROP, so on a re-run after a crash \"already exists\" (1060, 1061, 1826, 1359) and \"does not exist\" (1091, 3821) count as done (documented, not run)".into(),
+        ]
+    } else {
+        vec![
+            "every DDL statement waits at most --lock-timeout (default 1s) for its metadata lock and is retried with backoff within --lock-budget; catalog-only statements are capped below a second with SET STATEMENT max_statement_time, so application queries never queue behind zerodown for longer".to_string(),
+            "MySQL/MariaDB DDL commits at once: each step is recorded right after it, and written to be re-run safely (IF [NOT] EXISTS), so a crash between a step and its record finishes the step again".into(),
+        ]
+    };
     if decided.fill.is_some() {
-        notes.push("the dual-write triggers run as their DEFINER (the user running zerodown): that user must outlive the migration window; with the binary log on, creating triggers needs SUPER or log_bin_trust_function_creators=1".into());
+        notes.push(match &env.definer {
+            Some(definer) => format!(
+                "the dual-write triggers will have DEFINER = {} (zerodown's own account, CURRENT_USER()) and run as it: if that account is dropped or renamed before complete or rollback takes them off, every INSERT and UPDATE on `{}` fails (error 1449, \"the user specified as a definer does not exist\"), so keep it until then; with the binary log on, creating triggers needs SUPER or log_bin_trust_function_creators=1",
+                definer_sql(definer),
+                schema.name
+            ),
+            None => "the dual-write triggers run as their DEFINER (the user running zerodown): that user must outlive the migration window; with the binary log on, creating triggers needs SUPER or log_bin_trust_function_creators=1".into(),
+        });
         notes.push("on MySQL/MariaDB a trigger cannot see an UPDATE's SET list: an UPDATE recomputes the new column when it changes one of the source columns and leaves the new column unchanged".into());
     }
     if !env.on_update_columns.is_empty() && decided.fill.is_some() {
@@ -136,6 +197,37 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
     }
     if add.check.is_some() {
         notes.push("MariaDB 10.11 adds a CHECK constraint only by copying the table (ALGORITHM=COPY), which blocks writes for the whole copy: complete refuses that step unless --allow-copy (MySQL 8 gets the same COPY step: whether its ADD CHECK has an online path is not yet checked against its manual)".into());
+    }
+    if env.mysql()
+        && steps
+            .iter()
+            .any(|s| s.sql.iter().any(|q| q.contains("ALGORITHM=INPLACE")))
+    {
+        notes.push("MySQL 8 (documented, not run): an online rebuild or index build (ALGORITHM=INPLACE) is held to --build-timeout (default 1h) by KILL QUERY from a second zerodown connection, since MySQL has no timeout for DDL statements; MySQL rolls the interrupted ALTER back and zerodown stops, saying so".into());
+    }
+    let algorithms = env.expand_algorithms();
+    if env.mysql() {
+        match env.row_versions {
+            Some(n) if !algorithms.add_instant => notes.push(format!(
+                "MySQL 8 (documented, not run): `{}` has had {n} instant column changes since its last rebuild (INFORMATION_SCHEMA.INNODB_TABLES.TOTAL_ROW_VERSIONS), the most MySQL allows ({MYSQL_MAX_ROW_VERSIONS}): ALGORITHM=INSTANT would be refused (error 4092), so the expand adds the column with ALGORITHM=INPLACE, LOCK=NONE — an online rebuild of the whole table, which also resets the count",
+                schema.name
+            )),
+            Some(n) if !algorithms.drop_instant => notes.push(format!(
+                "MySQL 8 (documented, not run): `{}` has had {n} instant column changes (TOTAL_ROW_VERSIONS); the expand uses the last of the {MYSQL_MAX_ROW_VERSIONS} MySQL allows, so a rollback would drop the column with an online rebuild (ALGORITHM=INPLACE, LOCK=NONE) instead of instantly",
+                schema.name
+            )),
+            Some(n) if n + 8 >= MYSQL_MAX_ROW_VERSIONS => notes.push(format!(
+                "MySQL 8 (documented, not run): `{}` has had {n} of the {MYSQL_MAX_ROW_VERSIONS} instant column changes MySQL allows before a rebuild (TOTAL_ROW_VERSIONS); this migration uses one more, and its rollback another",
+                schema.name
+            )),
+            _ => {}
+        }
+        if env.version < MYSQL_INSTANT_ANYWHERE {
+            notes.push(format!(
+                "MySQL 8 (documented, not run): before 8.0.29 ({} here) a column is added instantly only as the last column — zerodown always adds it last — and is never dropped instantly: a rollback of the expand rebuilds the table online (ALGORITHM=INPLACE, LOCK=NONE)",
+                env.label()
+            ));
+        }
     }
     if add.unique || add.index || add.references.is_some() {
         notes.push("online index builds (ALGORITHM=INPLACE, LOCK=NONE) wait at most whole seconds for their metadata lock (lock_wait_timeout), at start and at the end of the build: application queries may stall that long twice".into());
@@ -150,8 +242,8 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
     if decided.guard {
         notes.push(crate::plan::DEPLOY_ORDER_NOTE.into());
     }
-    if env.flavour == Flavour::MySql {
-        notes.push("MySQL 8 (documented, not run): no SEQUENCE (the old-writer counter is an insert-only AUTO_INCREMENT table), no SET STATEMENT / WAIT (a whole-second lock_wait_timeout per DDL), no IF [NOT] EXISTS on ADD COLUMN / CREATE TRIGGER, instant ADD COLUMN anywhere only since 8.0.29 and at most 64 instant changes per table".into());
+    if env.mysql() {
+        notes.push(format!("MySQL 8 (documented, not run): no SEQUENCE (the old-writer counter is an insert-only AUTO_INCREMENT table: no hot row to update), no SET STATEMENT / WAIT (a whole-second lock_wait_timeout per DDL), no IF [NOT] EXISTS on ADD COLUMN / INDEX, instant ADD COLUMN anywhere and instant DROP COLUMN only since 8.0.29, and at most {MYSQL_MAX_ROW_VERSIONS} instant column changes per table between rebuilds"));
     }
     Ok(Plan {
         migration: migration.name.clone(),
@@ -167,6 +259,12 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
     })
 }
 
+/// `user@host` as the server writes an account: `'user'@'host'`.
+fn definer_sql(account: &str) -> String {
+    let (user, host) = account.rsplit_once('@').unwrap_or((account, "%"));
+    format!("{}@{}", super::literal(user), super::literal(host))
+}
+
 fn lock(mode: &str, held: &str, blocks_writes: bool, blocks_reads: bool) -> LockLevel {
     LockLevel {
         mode: mode.into(),
@@ -180,6 +278,16 @@ const BRIEF: &str = "a few milliseconds (catalog only), acquired under the lock 
 
 fn mdl_exclusive() -> LockLevel {
     lock("metadata lock (exclusive)", BRIEF, true, true)
+}
+
+/// An INPLACE rebuild or build: exclusive only at its start and end.
+fn online_rebuild() -> LockLevel {
+    lock(
+        "metadata lock (exclusive at start and end; shared during the rebuild)",
+        "one rebuild of the table; application reads and writes go on, and the lock waits at start and end take whole seconds (lock_wait_timeout)",
+        false,
+        false,
+    )
 }
 
 fn no_lock() -> LockLevel {
@@ -248,7 +356,12 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             d.default_kind == Some(DefaultKind::Literal),
         ));
     }
-    def.push_str(", ALGORITHM=INSTANT");
+    let algorithms = env.expand_algorithms();
+    def.push_str(if algorithms.add_instant {
+        ", ALGORITHM=INSTANT"
+    } else {
+        ", ALGORITHM=INPLACE, LOCK=NONE"
+    });
     let reason = if d.expand_default.is_some() {
         format!(
             "ALGORITHM=INSTANT stores the {} default in the catalog, which old rows read: no rebuild, one value for every existing row",
@@ -266,16 +379,54 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
     } else {
         "a nullable column without a default is a catalog-only change".to_string()
     };
+    let reason = if !algorithms.add_instant {
+        format!(
+            "{reason}; but this MySQL table has no instant column change left ({MYSQL_MAX_ROW_VERSIONS} row versions, INFORMATION_SCHEMA.INNODB_TABLES.TOTAL_ROW_VERSIONS), so INSTANT would be refused (error 4092): ALGORITHM=INPLACE, LOCK=NONE rebuilds the table online, and zerodown never lets it choose COPY — documented, not run"
+        )
+    } else if env.mysql() {
+        format!(
+            "{reason}; if the server refuses INSTANT, zerodown retries with ALGORITHM=INPLACE, LOCK=NONE and never lets it choose COPY. MySQL 8 (documented, not run): before 8.0.29 INSTANT adds only a last column, which is where zerodown adds it; each instant ADD uses one of the table's {MYSQL_MAX_ROW_VERSIONS} row versions"
+        )
+    } else {
+        format!(
+            "{reason}; if the server refuses INSTANT, zerodown retries with ALGORITHM=INPLACE, LOCK=NONE and never lets it choose COPY (MySQL before 8.0.29: INSTANT only for a last column — documented, not run)"
+        )
+    };
+    let (undo_algorithm, undo_cost) = if algorithms.drop_instant {
+        ("ALGORITHM=INSTANT", Cost::CatalogOnly)
+    } else {
+        ("ALGORITHM=INPLACE, LOCK=NONE", Cost::Rewrite)
+    };
     steps.push(Step {
         phase: Phase::Expand,
         action: Action::Ddl,
-        summary: format!("add column {} to {} (ALGORITHM=INSTANT)", add.column, schema.name),
+        summary: if algorithms.add_instant {
+            format!(
+                "add column {} to {} (ALGORITHM=INSTANT)",
+                add.column, schema.name
+            )
+        } else {
+            format!(
+                "add column {} to {} by an online rebuild (no instant change left)",
+                add.column, schema.name
+            )
+        },
         sql: vec![def],
-        lock: mdl_exclusive(),
-        cost: Cost::CatalogOnly,
-        reason: format!("{reason}; if the server refuses INSTANT, zerodown retries with ALGORITHM=INPLACE, LOCK=NONE and never lets it choose COPY (MySQL before 8.0.29: INSTANT only for a last column — documented, not run)"),
-        undo: vec![format!("ALTER TABLE {t} DROP COLUMN {if_exists}{c}, ALGORITHM=INSTANT")],
-        undo_cost: Some(Cost::CatalogOnly),
+        lock: if algorithms.add_instant {
+            mdl_exclusive()
+        } else {
+            online_rebuild()
+        },
+        cost: if algorithms.add_instant {
+            Cost::CatalogOnly
+        } else {
+            Cost::Rewrite
+        },
+        reason,
+        undo: vec![format!(
+            "ALTER TABLE {t} DROP COLUMN {if_exists}{c}, {undo_algorithm}"
+        )],
+        undo_cost: Some(undo_cost),
     });
 
     let counter = d.objects.guard_counter.as_ref().map(|k| quote(k));
@@ -435,7 +586,11 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                 false,
             ),
             cost: Cost::Rewrite,
-            reason: "MariaDB cannot add NOT NULL instantly; INPLACE, LOCK=NONE rebuilds the table online. It runs under strict sql_mode (without it NULLs would silently become 0), and keeps the column's full definition read back from the catalog; rollback undoes it by dropping the column, without a second rebuild".into(),
+            reason: if mariadb {
+                "MariaDB cannot add NOT NULL instantly; INPLACE, LOCK=NONE rebuilds the table online. It runs under strict sql_mode (without it NULLs would silently become 0), and keeps the column's full definition read back from the catalog; rollback undoes it by dropping the column, without a second rebuild".into()
+            } else {
+                "MySQL 8 (documented, not run): making a column NOT NULL rebuilds the table in place (INPLACE, LOCK=NONE: concurrent DML allowed) and needs strict sql_mode, which zerodown sets for the session around it (without it NULLs would silently become 0); the column's full definition is read back from the catalog; held to --build-timeout by KILL QUERY; rollback undoes it by dropping the column".into()
+            },
             undo: vec![],
             undo_cost: None,
         });
@@ -491,12 +646,24 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add FOREIGN KEY {fk} without checking existing rows"),
-            sql: vec![format!(
-                "SET STATEMENT foreign_key_checks=0 FOR ALTER TABLE {t} ADD CONSTRAINT {} FOREIGN KEY {if_not_exists}({c}) REFERENCES {} ({}), ALGORITHM=INPLACE, LOCK=NONE",
-                quote(&fk),
-                quote(&target.table),
-                quote(&target.column)
-            )],
+            sql: {
+                let alter = format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {} FOREIGN KEY {if_not_exists}({c}) REFERENCES {} ({}), ALGORITHM=INPLACE, LOCK=NONE",
+                    quote(&fk),
+                    quote(&target.table),
+                    quote(&target.column)
+                );
+                if mariadb {
+                    vec![format!("SET STATEMENT foreign_key_checks=0 FOR {alter}")]
+                } else {
+                    // MySQL 8 (documented, not run): no SET STATEMENT; INPLACE only with checks off.
+                    vec![
+                        "SET SESSION foreign_key_checks = 0".into(),
+                        alter,
+                        "SET SESSION foreign_key_checks = 1".into(),
+                    ]
+                }
+            },
             lock: mdl_exclusive(),
             cost: Cost::CatalogOnly,
             reason: "with foreign_key_checks=0 the server adds the key instantly (or builds its index online) and checks only new writes; with checks on it would copy the table. The next step checks existing rows".into(),
