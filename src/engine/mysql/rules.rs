@@ -266,12 +266,7 @@ fn definer_sql(account: &str) -> String {
 }
 
 fn lock(mode: &str, held: &str, blocks_writes: bool, blocks_reads: bool) -> LockLevel {
-    LockLevel {
-        mode: mode.into(),
-        held: held.into(),
-        blocks_writes,
-        blocks_reads,
-    }
+    LockLevel::new(mode, held, blocks_writes, blocks_reads)
 }
 
 const BRIEF: &str = "a few milliseconds (catalog only), acquired under the lock timeout";
@@ -328,17 +323,16 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
     let mut steps = Vec::new();
 
     if let (true, Some(fill)) = (add.not_null, &d.fill) {
-        steps.push(Step {
-            phase: Phase::Check,
-            action: Action::NullPreflight,
-            summary: "count existing rows whose value would be NULL".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE ({}) IS NULL", fill.expr)],
-            lock: lock("none (consistent read)", "one read of the table (blocks no application query)", false, false),
-            cost: Cost::Scan,
-            reason: "the column is NOT NULL: if the expression yields NULL for some rows, complete could never succeed, so start refuses before changing anything".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::null_preflight(
+            &t,
+            &fill.expr,
+            lock(
+                "none (consistent read)",
+                "one read of the table (blocks no application query)",
+                false,
+                false,
+            ),
+        ));
     }
 
     // Expand.
@@ -516,60 +510,45 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             &env.on_update_columns,
             false,
         );
-        steps.push(Step {
-            phase: Phase::Backfill,
-            action: Action::Backfill,
-            summary: format!("fill existing rows in keyset batches over {}", fill.key.join(", ")),
-            sql: vec![
+        steps.push(Step::backfill(
+            format!("fill existing rows in keyset batches over {}", fill.key.join(", ")),
+            vec![
                 "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION innodb_lock_wait_timeout = <--lock-timeout, whole seconds>; START TRANSACTION".into(),
                 select,
                 update,
                 format!("UPDATE {} SET `cursor` = <batch end>, rows_done = rows_done + <keys> WHERE id = <migration>", quote(STATE_TABLE)),
                 "COMMIT".into(),
             ],
-            lock: lock(
+            lock(
                 "row locks on one batch",
                 "one batch at a time (--batch-time, default 100ms); readers never wait",
                 false,
                 false,
             ),
-            cost: Cost::Batched,
-            reason: "short READ COMMITTED transactions hold row locks only briefly; the cursor is saved with each batch, so a crash resumes where it stopped; only rows still NULL are written, so values set by writers are kept".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+            "short READ COMMITTED transactions hold row locks only briefly",
+        ));
     }
 
     // Contract.
     if let (true, Some(s)) = (d.guard, &counter) {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::QuietPeriod,
-            summary: "wait until no application INSERT leaves the column NULL (--quiet-period)".into(),
-            sql: vec![if mariadb {
-                format!("SELECT next_not_cached_value - 1 FROM {s}")
-            } else {
-                format!("SELECT coalesce(max(n), 0) FROM {s}")
-            }],
-            lock: no_lock(),
-            cost: Cost::None,
-            reason: "once the triggers are gone only writers that set the column keep it right; an INSERT that left it NULL shows an old application version is still running".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::quiet_period(if mariadb {
+            format!("SELECT next_not_cached_value - 1 FROM {s}")
+        } else {
+            format!("SELECT coalesce(max(n), 0) FROM {s}")
+        }));
     }
     if add.not_null && d.fill.is_some() {
-        steps.push(Step {
-            phase: Phase::Contract,
-            action: Action::NullSweep,
-            summary: "fill rows still NULL, then count them".into(),
-            sql: vec![format!("SELECT count(*) FROM {t} WHERE {c} IS NULL")],
-            lock: lock("row locks", "only while filling rows found NULL, in short transactions", false, false),
-            cost: Cost::Scan,
-            reason: "a last sweep before NOT NULL goes on; complete refuses, with the count, if the expression still yields NULL".into(),
-            undo: vec![],
-            undo_cost: None,
-        });
+        steps.push(Step::null_sweep(
+            &t,
+            &c,
+            lock(
+                "row locks",
+                "only while filling rows found NULL, in short transactions",
+                false,
+                false,
+            ),
+            Cost::Scan,
+        ));
     }
     if add.not_null && !d.not_null_at_expand {
         steps.push(Step {
