@@ -9,6 +9,7 @@ mod session;
 
 pub use connect::{SslMode, Target};
 pub use rules::{Flavour, MyEnv, MyReference, build_plan};
+pub use session::{lock_name as driver_lock_name, stale_after};
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
@@ -1340,14 +1341,14 @@ impl Engine for MySql {
 
     fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
         let fill = plan.fill.as_ref().expect("a fill plan");
-        let n: Option<i64> = self
-            .conn
-            .query_first(format!(
-                "SELECT count(*) FROM {} WHERE ({}) IS NULL",
-                quote(&plan.table),
-                fill.expr
-            ))
-            .map_err(|e| self.db_err("counting rows whose value would be NULL", &e))?;
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE ({}) IS NULL",
+            quote(&plan.table),
+            fill.expr
+        );
+        let n: Option<i64> = self.with_conn("counting rows whose value would be NULL", |c| {
+            c.query_first(&sql)
+        })?;
         Ok(n.unwrap_or(0))
     }
 
@@ -1530,22 +1531,19 @@ impl Engine for MySql {
     }
 
     fn old_writer_count(&mut self, key: &str) -> Result<i64> {
-        let kind: Option<String> = self
-            .conn
-            .exec_first(
+        let kind: Option<String> = self.with_conn("reading the old-writer counter", |c| {
+            c.exec_first(
                 "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (key,),
             )
-            .map_err(|e| self.db_err("reading the old-writer counter", &e))?;
+        })?;
         let sql = match kind.as_deref() {
             None => return Ok(0),
             Some("SEQUENCE") => format!("SELECT next_not_cached_value - 1 FROM {}", quote(key)),
             Some(_) => format!("SELECT coalesce(max(n), 0) FROM {}", quote(key)),
         };
-        let n: Option<i64> = self
-            .conn
-            .query_first(sql)
-            .map_err(|e| self.db_err("reading the old-writer counter", &e))?;
+        let n: Option<i64> =
+            self.with_conn("reading the old-writer counter", |c| c.query_first(&sql))?;
         Ok(n.unwrap_or(0))
     }
 
