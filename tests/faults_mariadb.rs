@@ -264,7 +264,7 @@ fn doing(c: &mut Conn) -> String {
     let infos: Vec<String> = c
         .query(
             "SELECT concat(ID, ' ', coalesce(INFO, '')) FROM information_schema.PROCESSLIST
-             WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND DB = DATABASE()",
+             WHERE COMMAND IN ('Query', 'Execute') AND ID <> CONNECTION_ID() AND DB = DATABASE()",
         )
         .unwrap_or_default();
     infos
@@ -328,13 +328,17 @@ impl Verdict {
     }
 }
 
-/// Runs a command and, after a random delay below `window` if it is still running, injects a fault:
-/// SIGKILL of the binary (two times in three), or KILL of its recorded server connections, after which
-/// it must finish by itself. Then runs the command again to the end.
-fn run_through(db: &MariaDbTestDb, args: &[&str], window: Duration, v: &mut Verdict) {
+/// Runs a command and injects a fault while it runs: SIGKILL of the binary (two times in three), or
+/// KILL of its recorded server connections, after which it must finish by itself. Half the time the
+/// fault waits until zerodown runs a statement named in `aim` (an INPLACE build is over in tens of
+/// milliseconds on this table, so a random moment rarely hits it); otherwise it lands after a random
+/// delay below `window`. Then runs the command again to the end.
+fn run_through(db: &MariaDbTestDb, args: &[&str], window: Duration, aim: &[&str], v: &mut Verdict) {
     let url = db.url();
-    let delay = Duration::from_micros(rand::rng().random_range(0..window.as_micros() as u64));
-    let kill_connections = rand::rng().random_range(0..3) == 0;
+    let mut rng = rand::rng();
+    let delay = Duration::from_micros(rng.random_range(0..window.as_micros() as u64));
+    let kill_connections = rng.random_range(0..3) == 0;
+    let aimed = !aim.is_empty() && rng.random_range(0..2) == 0;
     let mut child = zerodown(url, args).spawn().unwrap();
     let started = Instant::now();
     let mut probe = db.connect();
@@ -349,8 +353,18 @@ fn run_through(db: &MariaDbTestDb, args: &[&str], window: Duration, v: &mut Verd
             }
             return;
         }
-        if started.elapsed() >= delay {
-            let what = doing(&mut probe);
+        let what = if aimed {
+            doing(&mut probe)
+        } else {
+            String::new()
+        };
+        let due = if aimed {
+            aim.iter().any(|a| what.starts_with(a)) || started.elapsed() >= window * 4
+        } else {
+            started.elapsed() >= delay
+        };
+        if due {
+            let what = if aimed { what } else { doing(&mut probe) };
             let kind = if kill_connections && kill_recorded(&mut probe) > 0 {
                 "KILL CONNECTION"
             } else {
@@ -466,7 +480,7 @@ fn scenario(roll_back: bool, v: &mut Verdict) {
 
     let mut start = vec!["start", file.as_str()];
     start.extend_from_slice(SLOW);
-    run_through(&db, &start, Duration::from_millis(1500), v);
+    run_through(&db, &start, Duration::from_millis(1500), &["UPDATE"], v);
     let mut c = db.connect();
     v.max_batches_redone = v.max_batches_redone.max(batches_redone(&mut c));
     if roll_back {
@@ -474,6 +488,7 @@ fn scenario(roll_back: bool, v: &mut Verdict) {
             &db,
             &["rollback", "0042_tier"],
             Duration::from_millis(150),
+            &["DROP COLUMN", "ALTER", "DROP"],
             v,
         );
     } else {
@@ -483,6 +498,7 @@ fn scenario(roll_back: bool, v: &mut Verdict) {
             &db,
             &["complete", "0042_tier", "--quiet-period", "100ms"],
             Duration::from_millis(600),
+            &["MODIFY", "ADD INDEX"],
             v,
         );
     }

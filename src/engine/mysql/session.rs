@@ -55,13 +55,14 @@ pub fn is_disconnect(e: &mysql::Error) -> bool {
 }
 
 /// When the server started (epoch seconds, ±1 s): connection ids restart from 1 at each start, so a
-/// recorded id means the same session only while this value is the same.
+/// recorded id means the same session only while this value is the same. `SHOW GLOBAL STATUS` reads
+/// the uptime on MariaDB and on MySQL 8 alike (MySQL 8 has no information_schema.GLOBAL_STATUS —
+/// documented, not run).
 pub fn server_boot(c: &mut Conn) -> std::result::Result<i64, mysql::Error> {
-    let v: Option<i64> = c.query_first(
-        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED)
-         FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
-    )?;
-    Ok(v.unwrap_or(0))
+    let now: Option<i64> = c.query_first("SELECT CAST(UNIX_TIMESTAMP() AS SIGNED)")?;
+    let uptime: Option<(String, String)> = c.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'")?;
+    let uptime = uptime.and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
+    Ok(now.unwrap_or(0) - uptime)
 }
 
 /// `boot:id,id`, the state row's record of a run's connections.
@@ -166,6 +167,7 @@ pub fn kill_connections(
             Ok(()) => ended.push(format!("connection {id} ({what})")),
             // Already gone between the look and the kill.
             Err(mysql::Error::MySqlError(m)) if m.code == 1094 => {}
+            // Another user's session needs CONNECTION ADMIN (MySQL 8 and MariaDB 10.5+) or SUPER.
             Err(e) => ended.push(format!(
                 "connection {id} ({what}) — could not kill it: {}; it needs the same user or the CONNECTION ADMIN privilege",
                 message(&e)
