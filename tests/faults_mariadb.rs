@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 use support::{MariaDbOptions, MariaDbServer, MariaDbTestDb};
 
 const ROWS: i64 = 20_000;
+
+/// Rows of the scenarios' table: [`ROWS`], or `ZERODOWN_FAULT_ROWS` to try longer builds by hand.
+fn rows() -> i64 {
+    std::env::var("ZERODOWN_FAULT_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROWS)
+}
 const TIER_EXPR: &str = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END";
 const TIER_TOML: &str = "[add_column]\ntable = \"accounts\"\ncolumn = \"tier\"\ntype = \"varchar(16)\"\nnot_null = true\nbackfill = \"CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END\"\ndefault = \"'standard'\"\nindex = true\n";
 /// Small batches with a rest between them, so a backfill of [`ROWS`] lasts long enough to be hit.
@@ -101,7 +109,7 @@ fn spawn_writers(
                         continue;
                     };
                     i += 1;
-                    let id = 1 + 4 * rng.random_range(0..ROWS / 4) + w;
+                    let id = 1 + 4 * rng.random_range(0..rows() / 4) + w;
                     let balance = rng.random_range(0..20_000i64);
                     let tier = tier_of(balance);
                     let new_version = deployed.load(Ordering::SeqCst);
@@ -485,7 +493,7 @@ fn scenario(roll_back: bool, v: &mut Verdict) {
         return;
     };
     let db = server.fresh_database("faults");
-    let app_url = setup(&db, ROWS);
+    let app_url = setup(&db, rows());
     let dir = tempfile::tempdir().unwrap();
     let file = write_spec(&dir);
     let stop = Arc::new(AtomicBool::new(false));
