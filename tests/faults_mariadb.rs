@@ -868,3 +868,41 @@ fn a_server_restart_mid_complete_reconnects() {
     let status: String = one(&mut c, "SELECT status FROM zerodown_migrations");
     assert_eq!(status, "completed");
 }
+
+/// A run killed a moment ago (fresh heartbeat) left a statement running: the next run does not end it
+/// (the run may not be dead), but records it with its own connections, so that it is ended if this run
+/// dies too and goes stale.
+#[test]
+fn a_fresh_runs_busy_connection_is_kept_and_recorded() {
+    let Some(server) = support::mariadb() else {
+        return;
+    };
+    let db = server.fresh_database("inherit");
+    setup(&db, 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_spec(&dir);
+    let url = db.url().to_string();
+    run_to_end(&url, &["start", &file]);
+    let mut c = db.connect();
+    let boot: i64 = one(
+        &mut c,
+        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
+    );
+    let mut sleeper = db.connect();
+    let sleeper_id = sleeper.connection_id();
+    let sleeping = std::thread::spawn(move || sleeper.query_drop("SELECT SLEEP(3)"));
+    std::thread::sleep(Duration::from_millis(200));
+    c.exec_drop(
+        "UPDATE zerodown_migrations SET status = 'completing', run_id = 'zd-3-fresh03', heartbeat = UTC_TIMESTAMP(3), connections = ?",
+        (format!("{boot}:{sleeper_id}"),),
+    )
+    .unwrap();
+    run_to_end(&url, &["complete", "0042_tier", "--quiet-period", "0s"]);
+    assert!(
+        sleeping.join().unwrap().is_ok(),
+        "a run with a fresh heartbeat is never ended"
+    );
+    let ids = recorded_connections(&mut c);
+    assert!(ids.contains(&u64::from(sleeper_id)), "{ids:?}");
+    assert_eq!(ids.len(), 3, "main, driver and the inherited one: {ids:?}");
+}

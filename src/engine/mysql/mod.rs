@@ -228,6 +228,14 @@ impl MySql {
         &self.run_id
     }
 
+    /// The connection ids to record in the state row for this run.
+    fn run_connections(&self) -> Vec<u32> {
+        match &self.driver {
+            Some(d) => d.ids(),
+            None => vec![self.conn.connection_id()],
+        }
+    }
+
     /// Connection id of our driver-lock session, left out when naming blockers.
     fn driver_conn(&self) -> Option<u32> {
         self.driver.as_ref().map(|d| d.driver_id())
@@ -291,10 +299,13 @@ impl MySql {
         Ok(())
     }
 
-    /// Fails when another run took the driver lock while this one was disconnected.
+    /// Fails when another run took the driver lock while this one was disconnected. The driver
+    /// session is looked at (at most once a second) before each batch and statement, not only by the
+    /// heartbeat every few seconds: a KILL of that session alone must not leave this run driving for
+    /// seconds after another run took the lock.
     fn check_driver(&self) -> Result<()> {
         match &self.driver {
-            Some(d) if d.lost() => d.ensure_lock(),
+            Some(d) if d.lost() || d.due_for_check() => d.ensure_lock(),
             _ => Ok(()),
         }
     }
@@ -1088,7 +1099,7 @@ impl Engine for MySql {
                 && r.is_stale()
                 && killed_for.as_deref() != Some(r.run_id.as_str())
             {
-                let ended = session::kill_connections(&mut conn, r.connections.as_deref(), None)
+                let ended = session::kill_connections(&mut conn, r.connections.as_deref())
                     .map_err(|e| self.db_err("ending a dead run's connections", &e))?;
                 let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
                 tracing::info!("{note}");
@@ -1124,11 +1135,19 @@ impl Engine for MySql {
         let _ = conn.query_drop("SET SESSION innodb_lock_wait_timeout = 1");
         // Read what dead runs left before claiming our row, then claim it at once, so that a third
         // run never finds this live run behind a stale heartbeat.
-        let dead: Vec<session::RunRow> = session::running_rows(&mut conn, &self.run_id)
-            .map_err(|e| self.db_err("looking for dead runs", &e))?
-            .into_iter()
-            .filter(session::RunRow::is_stale)
-            .collect();
+        let (dead, live): (Vec<session::RunRow>, Vec<session::RunRow>) =
+            session::running_rows(&mut conn, &self.run_id)
+                .map_err(|e| self.db_err("looking for dead runs", &e))?
+                .into_iter()
+                .partition(session::RunRow::is_stale);
+        // A run killed a moment ago (heartbeat still fresh) may have left a build running.
+        let mut inherited = Vec::new();
+        for r in live.iter().filter(|r| r.name == migration) {
+            inherited.extend(
+                session::busy_connections(&mut conn, r.connections.as_deref())
+                    .map_err(|e| self.db_err("looking for a previous run's work", &e))?,
+            );
+        }
         let (shared, guard) = session::Shared::start(
             self.target.clone(),
             self.run_id.clone(),
@@ -1136,11 +1155,12 @@ impl Engine for MySql {
             conn,
             self.conn.connection_id(),
         );
+        shared.inherit(inherited);
         self.driver = Some(shared);
         if self.state_exists()? {
             self.upgrade_state_table()?;
             let boot = self.with_conn("reading the server's start time", session::server_boot)?;
-            let ids = self.driver.as_ref().map(|d| d.ids()).unwrap_or_default();
+            let ids = self.run_connections();
             self.state_exec(
                 &format!(
                     "UPDATE {} SET run_id = ?, heartbeat = UTC_TIMESTAMP(3), connections = ? WHERE name = ? AND status IN ({})",
@@ -1156,7 +1176,7 @@ impl Engine for MySql {
         }
         for r in dead {
             let ended = self.with_conn("ending a dead run's connections", |c| {
-                session::kill_connections(c, r.connections.as_deref(), None)
+                session::kill_connections(c, r.connections.as_deref())
             })?;
             if !ended.is_empty() {
                 let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
@@ -1223,7 +1243,7 @@ impl Engine for MySql {
         let conn_id = self.conn.connection_id();
         let run_id = self.run_id.clone();
         let boot = self.with_conn("reading the server's start time", session::server_boot)?;
-        let ids = [conn_id, self.driver_conn().unwrap_or(0)];
+        let ids = self.run_connections();
         // Idempotent, because a lost connection makes state_exec run it again: one row per run.
         self.state_exec(
             &format!(
@@ -1295,7 +1315,7 @@ impl Engine for MySql {
         let run_id = self.run_id.clone();
         let conn_id = self.conn.connection_id();
         let boot = self.with_conn("reading the server's start time", session::server_boot)?;
-        let ids = [conn_id, self.driver_conn().unwrap_or(0)];
+        let ids = self.run_connections();
         self.state_exec(
             &format!(
                 "UPDATE {} SET heartbeat = UTC_TIMESTAMP(3), run_id = ?, connection_id = ?, connections = ? WHERE id = ?",

@@ -127,19 +127,43 @@ impl RunRow {
     }
 }
 
-/// Kills the recorded connections of a dead run (and `extra`, the holder of its driver lock) that are
-/// still on this server, in this database; returns a description of each.
+/// The ids of `record` that still name sessions of this server start (`None`: it is another).
+fn same_boot(c: &mut Conn, record: Option<&str>) -> std::result::Result<Vec<u64>, mysql::Error> {
+    match record.and_then(parse_record) {
+        Some((boot, ids)) if (server_boot(c)? - boot).abs() <= 2 => Ok(ids),
+        _ => Ok(vec![]),
+    }
+}
+
+/// The recorded connections of a run that are still busy with a statement in this database (a killed
+/// run's INPLACE build goes on server-side): a run taking over records them as well, so that they stay
+/// findable — and are ended if it dies too and goes stale.
+pub fn busy_connections(
+    c: &mut Conn,
+    record: Option<&str>,
+) -> std::result::Result<Vec<u32>, mysql::Error> {
+    let mut busy = Vec::new();
+    for id in same_boot(c, record)? {
+        let n: Option<i64> = c.exec_first(
+            "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND DB = DATABASE() AND COMMAND NOT IN ('Sleep', 'Killed')",
+            (id,),
+        )?;
+        if n.unwrap_or(0) > 0
+            && let Ok(id) = u32::try_from(id)
+        {
+            busy.push(id);
+        }
+    }
+    Ok(busy)
+}
+
+/// Kills the recorded connections of a dead run that are still on this server, in this database;
+/// returns a description of each.
 pub fn kill_connections(
     c: &mut Conn,
     record: Option<&str>,
-    extra: Option<u64>,
 ) -> std::result::Result<Vec<String>, mysql::Error> {
-    let mut ids: Vec<u64> = extra.into_iter().collect();
-    if let Some((boot, recorded)) = record.and_then(parse_record)
-        && (server_boot(c)? - boot).abs() <= 2
-    {
-        ids.extend(recorded);
-    }
+    let mut ids = same_boot(c, record)?;
     ids.sort_unstable();
     ids.dedup();
     let me = u64::from(c.connection_id());
@@ -197,9 +221,13 @@ pub struct Shared {
     /// engine across reconnects), written with each heartbeat.
     driver_id: AtomicU32,
     main_id: AtomicU32,
+    /// Busy connections of the run this one took over from (see [`busy_connections`]).
+    inherited: Mutex<Vec<u32>>,
     /// Another run took the driver lock while this one was disconnected: this run must stop.
     lost: AtomicBool,
     stop: AtomicBool,
+    /// When the engine last asked for the driver session to be looked at.
+    checked: Mutex<Instant>,
 }
 
 fn slot(m: &Mutex<Option<Conn>>) -> MutexGuard<'_, Option<Conn>> {
@@ -221,9 +249,11 @@ impl Shared {
             lock,
             driver_id: AtomicU32::new(conn.connection_id()),
             main_id: AtomicU32::new(main_id),
+            inherited: Mutex::new(Vec::new()),
             conn: Mutex::new(Some(conn)),
             lost: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            checked: Mutex::new(Instant::now()),
         });
         let beat = shared.clone();
         let thread = std::thread::spawn(move || beat.beat());
@@ -246,16 +276,38 @@ impl Shared {
         self.main_id.store(id, Ordering::SeqCst);
     }
 
-    /// The connection ids of this run, main first.
-    pub fn ids(&self) -> [u32; 2] {
-        [
+    /// The connection ids to record for this run: main first, then the driver session's, then the
+    /// busy ones inherited from the run it took over from.
+    pub fn ids(&self) -> Vec<u32> {
+        let mut ids = vec![
             self.main_id.load(Ordering::SeqCst),
             self.driver_id.load(Ordering::SeqCst),
-        ]
+        ];
+        ids.extend(
+            self.inherited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter(),
+        );
+        ids
+    }
+
+    pub fn inherit(&self, ids: Vec<u32>) {
+        *self.inherited.lock().unwrap_or_else(|e| e.into_inner()) = ids;
     }
 
     pub fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// True at most once a second: time to ping the driver session.
+    pub fn due_for_check(&self) -> bool {
+        let mut at = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if at.elapsed() < Duration::from_secs(1) {
+            return false;
+        }
+        *at = Instant::now();
+        true
     }
 
     /// Makes sure the driver session is alive and holds the lock: after a dropped connection it
