@@ -1041,6 +1041,10 @@ impl Engine for MySql {
     }
 
     fn plan(&mut self, migration: &Migration) -> Result<Plan> {
+        // Planning reads the catalog on the main connection: open it again if it was lost meanwhile.
+        if self.conn.ping().is_err() {
+            self.reconnect()?;
+        }
         let add = migration.add_column();
         let (schema, on_update) = self.table_schema(&add.table)?;
         let reference = self.resolve_reference(add)?;
