@@ -503,7 +503,13 @@ fn scenario(roll_back: bool, v: &mut Verdict) {
 
     let mut start = vec!["start", file.as_str()];
     start.extend_from_slice(SLOW);
-    run_through(&db, &start, Duration::from_millis(1500), &["UPDATE"], v);
+    run_through(
+        &db,
+        &start,
+        Duration::from_millis(1500),
+        &["UPDATE", "UPDATE", "CREATE", "ALTER"],
+        v,
+    );
     let mut c = db.connect();
     v.max_batches_redone = v.max_batches_redone.max(batches_redone(&mut c));
     if roll_back {
@@ -521,7 +527,7 @@ fn scenario(roll_back: bool, v: &mut Verdict) {
             &db,
             &["complete", "0042_tier", "--quiet-period", "100ms"],
             Duration::from_millis(600),
-            &["MODIFY", "ADD INDEX"],
+            &["MODIFY", "ADD INDEX", "UPDATE", "ALTER", "DROP"],
             v,
         );
     }
