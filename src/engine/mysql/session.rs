@@ -3,6 +3,10 @@
 //! the cleanup of what a dead run left on the server (DESIGN.md §3). A run records its connection ids
 //! in the state row, because the server shows no program name; a dead run's connections are killed only
 //! when its heartbeat is stale, so a live run's sessions are never touched.
+//!
+//! Proven on MariaDB 10.11 (tests/faults_mariadb.rs). MySQL 8 (documented, not run): GET_LOCK,
+//! IS_USED_LOCK, RELEASE_LOCK, KILL CONNECTION, information_schema.PROCESSLIST and SHOW GLOBAL STATUS
+//! behave the same there; killing another user's session needs CONNECTION_ADMIN.
 
 use super::{STATE_TABLE, Target, message, quote};
 use crate::engine::DriverLock;
