@@ -912,3 +912,57 @@ fn a_fresh_runs_busy_connection_is_kept_and_recorded() {
     assert!(ids.contains(&u64::from(sleeper_id)), "{ids:?}");
     assert_eq!(ids.len(), 3, "main, driver and the inherited one: {ids:?}");
 }
+
+/// A server restart in the middle of the INPLACE MODIFY that makes the column NOT NULL: the server
+/// abandons the build, zerodown reconnects, runs it again and completes.
+#[test]
+fn a_server_restart_mid_inplace_build_reconnects() {
+    let Some(server) = MariaDbServer::start_dedicated(MariaDbOptions::default()) else {
+        return;
+    };
+    let db = server.fresh_database("restart_build");
+    setup(&db, 200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_spec(&dir);
+    run_to_end(db.url(), &["start", &file]);
+    let child = zerodown(db.url(), &["complete", "0042_tier", "--quiet-period", "0s"])
+        .spawn()
+        .unwrap();
+    let mut c = db.connect();
+    let t0 = Instant::now();
+    let hit = loop {
+        let what = doing(&mut c);
+        if what.starts_with("MODIFY") {
+            break true;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(hit, "complete never ran the MODIFY");
+    drop(c);
+    server.restart();
+    let o = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if trace() {
+        eprintln!("complete after a restart mid-MODIFY: {text}");
+    }
+    assert!(
+        o.status.success(),
+        "complete failed after the restart: {text}"
+    );
+    assert!(text.contains("connected again"), "{text}");
+    let mut c = db.connect();
+    assert_eq!(dirt(&mut c), Vec::<String>::new());
+    let nullable: String = one(
+        &mut c,
+        "SELECT IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'accounts' AND COLUMN_NAME = 'tier'",
+    );
+    assert_eq!(nullable, "NO");
+    assert_eq!(mismatches(&mut c), 0);
+}
