@@ -966,3 +966,48 @@ fn a_server_restart_mid_inplace_build_reconnects() {
     assert_eq!(nullable, "NO");
     assert_eq!(mismatches(&mut c), 0);
 }
+
+/// A hung run (stopped, not dead: its connections stay open) holds the driver lock and the state row
+/// in an open batch, and its heartbeat is stale: `rollback` ends it instead of waiting behind it.
+#[test]
+fn rollback_ends_a_hung_run_holding_the_state_row() {
+    let Some(server) = support::mariadb() else {
+        return;
+    };
+    let db = server.fresh_database("hung");
+    setup(&db, 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_spec(&dir);
+    let url = db.url().to_string();
+    run_to_end(&url, &["start", &file]);
+    let mut c = db.connect();
+    let lock = zerodown::engine::mysql::driver_lock_name(&db.name, "0042_tier");
+    let boot: i64 = one(
+        &mut c,
+        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
+    );
+    let mut driver = db.connect();
+    driver.exec_drop("DO GET_LOCK(?, 0)", (&lock,)).unwrap();
+    let mut batch = db.connect();
+    c.exec_drop(
+        "UPDATE zerodown_migrations SET status = 'started', run_id = 'zd-4-hung04', heartbeat = UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE, connections = ?",
+        (format!("{boot}:{},{}", batch.connection_id(), driver.connection_id()),),
+    )
+    .unwrap();
+    batch
+        .query_drop("START TRANSACTION; SELECT id FROM zerodown_migrations FOR UPDATE")
+        .unwrap();
+    let t0 = Instant::now();
+    let text = run_to_end(&url, &["rollback", "0042_tier"]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "rollback waited behind the hung run: {:?}",
+        t0.elapsed()
+    );
+    assert!(text.contains("left by run zd-4-hung04"), "{text}");
+    assert!(batch.query_drop("SELECT 1").is_err());
+    assert!(driver.query_drop("SELECT 1").is_err());
+    assert_eq!(dirt(&mut c), Vec::<String>::new());
+    let status: String = one(&mut c, "SELECT status FROM zerodown_migrations");
+    assert_eq!(status, "rolled-back");
+}

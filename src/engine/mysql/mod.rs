@@ -1291,7 +1291,31 @@ impl Engine for MySql {
         .map(|_| ())
     }
 
+    /// Before asking, ends a stale run of the migration: a hung run (its process stopped, or cut off
+    /// by the network) can hold the state row in an open batch, and the request would wait behind it.
     fn request_cancel(&mut self, id: i64, on: bool) -> Result<()> {
+        if on {
+            let name = self.state(id)?.name;
+            let run_id = self.run_id.clone();
+            let stale: Vec<session::RunRow> = self
+                .with_conn("looking for a dead run", |c| {
+                    session::running_rows(c, &run_id)
+                })?
+                .into_iter()
+                .filter(|r| r.name == name && r.is_stale())
+                .collect();
+            for r in stale {
+                let ended = self.with_conn("ending a dead run's connections", |c| {
+                    session::kill_connections(c, r.connections.as_deref())
+                })?;
+                if !ended.is_empty() {
+                    let note =
+                        session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
+                    tracing::info!("{note}");
+                    self.notes.push(note);
+                }
+            }
+        }
         self.state_exec(
             &format!(
                 "UPDATE {} SET cancel_requested = ? WHERE id = ?",
