@@ -1011,3 +1011,44 @@ fn rollback_ends_a_hung_run_holding_the_state_row() {
     let status: String = one(&mut c, "SELECT status FROM zerodown_migrations");
     assert_eq!(status, "rolled-back");
 }
+
+/// A hung run whose driver session is gone (the lock is free) but whose batch transaction still holds
+/// the state row: `start` ends it before claiming the row, and resumes.
+#[test]
+fn start_ends_a_hung_run_before_claiming_the_state_row() {
+    let Some(server) = support::mariadb() else {
+        return;
+    };
+    let db = server.fresh_database("hung_start");
+    setup(&db, 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_spec(&dir);
+    let url = db.url().to_string();
+    run_to_end(&url, &["start", &file]);
+    let mut c = db.connect();
+    let boot: i64 = one(
+        &mut c,
+        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
+    );
+    let mut batch = db.connect();
+    c.exec_drop(
+        "UPDATE zerodown_migrations SET status = 'started', next_step = 3, `cursor` = NULL, rows_done = 0, run_id = 'zd-5-hung05', heartbeat = UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE, connections = ?",
+        (format!("{boot}:{}", batch.connection_id()),),
+    )
+    .unwrap();
+    batch
+        .query_drop("START TRANSACTION; SELECT id FROM zerodown_migrations FOR UPDATE")
+        .unwrap();
+    let t0 = Instant::now();
+    let text = run_to_end(&url, &["start", &file]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "start waited behind the hung run: {:?}",
+        t0.elapsed()
+    );
+    assert!(text.contains("left by run zd-5-hung05"), "{text}");
+    assert!(batch.query_drop("SELECT 1").is_err());
+    let status: String = one(&mut c, "SELECT status FROM zerodown_migrations");
+    assert_eq!(status, "backfilled");
+    assert_eq!(mismatches(&mut c), 0);
+}

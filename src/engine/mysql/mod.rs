@@ -1137,8 +1137,9 @@ impl Engine for MySql {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = conn.query_drop("SET SESSION innodb_lock_wait_timeout = 1");
-        // Read what dead runs left before claiming our row, then claim it at once, so that a third
-        // run never finds this live run behind a stale heartbeat.
+        // Read what dead runs left before claiming our row (the claim overwrites their record), and
+        // claim it right after ending them, so that a third run never finds this live run behind a
+        // stale heartbeat for longer than that.
         let (dead, live): (Vec<session::RunRow>, Vec<session::RunRow>) =
             session::running_rows(&mut conn, &self.run_id)
                 .map_err(|e| self.db_err("looking for dead runs", &e))?
@@ -1161,6 +1162,18 @@ impl Engine for MySql {
         );
         shared.inherit(inherited);
         self.driver = Some(shared);
+        // Dead runs first: a hung one may hold the state row in an open batch, which the claim
+        // below would wait behind.
+        for r in dead {
+            let ended = self.with_conn("ending a dead run's connections", |c| {
+                session::kill_connections(c, r.connections.as_deref())
+            })?;
+            if !ended.is_empty() {
+                let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
+                tracing::info!("{note}");
+                self.notes.push(note);
+            }
+        }
         if self.state_exists()? {
             self.upgrade_state_table()?;
             let boot = self.with_conn("reading the server's start time", session::server_boot)?;
@@ -1177,16 +1190,6 @@ impl Engine for MySql {
                     migration.into(),
                 ],
             )?;
-        }
-        for r in dead {
-            let ended = self.with_conn("ending a dead run's connections", |c| {
-                session::kill_connections(c, r.connections.as_deref())
-            })?;
-            if !ended.is_empty() {
-                let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
-                tracing::info!("{note}");
-                self.notes.push(note);
-            }
         }
         Ok(Box::new(guard))
     }
