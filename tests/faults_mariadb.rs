@@ -323,6 +323,9 @@ struct Verdict {
     mismatched_rows: i64,
     dirty_catalogs: u32,
     max_batches_redone: i64,
+    /// Runs that did not survive a KILL of their connections by reconnecting (with nobody else
+    /// driving, they must).
+    failed_after_kill: u32,
 }
 
 impl Verdict {
@@ -345,6 +348,11 @@ impl Verdict {
             self.line()
         );
         assert!(self.max_batches_redone <= 1, "{}", self.line());
+        assert_eq!(
+            self.failed_after_kill, 0,
+            "runs that did not reconnect after KILL CONNECTION: {:?}",
+            self.killed_in
+        );
     }
 }
 
@@ -415,7 +423,7 @@ fn run_through(db: &MariaDbTestDb, args: &[&str], window: Duration, aim: &[&str]
                 // Allowed only when the kill hit the driver lock's session and another run took
                 // over; with nobody else running, zerodown must reconnect and finish.
                 key.push_str(" (FAILED IN-PROCESS)");
-                v.dirty_catalogs += 1;
+                v.failed_after_kill += 1;
                 eprintln!("zerodown {args:?} did not survive KILL CONNECTION: {text}");
             }
             run_to_end(url, args);
