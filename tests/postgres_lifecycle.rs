@@ -1078,7 +1078,7 @@ fn the_cli_drives_the_whole_lifecycle(major: u32) {
     );
     // Another driver holds the database: start is refused at once, naming it.
     let mut held = zerodown::engine::postgres::Postgres::open(db.url()).unwrap();
-    let lock = zerodown::engine::Engine::lock_driver(&mut held, Duration::ZERO).unwrap();
+    let lock = zerodown::engine::Engine::lock_driver(&mut held, "any", Duration::ZERO).unwrap();
     let (ok, t) = run(&["start", &file]);
     assert!(
         !ok && t.contains("another zerodown") && t.contains(held.run_id()),

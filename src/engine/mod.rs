@@ -233,8 +233,10 @@ pub trait Engine {
     /// Refuses (with what to do) when the database is not ready to start, e.g. SQLite outside WAL.
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()>;
 
-    /// Takes the exclusive right to drive migrations on this database for the life of the returned guard.
-    fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>>;
+    /// Takes the exclusive right to drive `migration` for the life of the returned guard. Engines whose
+    /// lock covers the whole database may ignore the name; MySQL/MariaDB lock per migration, because
+    /// its lock names are server-wide.
+    fn lock_driver(&mut self, migration: &str, wait: Duration) -> Result<Box<dyn DriverLock>>;
 
     fn ensure_state_table(&mut self, emit: &mut dyn FnMut(Event)) -> Result<()>;
     fn states(&mut self) -> Result<Vec<StateRow>>;

@@ -125,7 +125,7 @@ pub fn start(
     let spec = migration.canonical_toml();
     ctx.guard_for(engine);
     let existing = active_state(engine, &migration.name)?;
-    let _lock = engine.lock_driver(Duration::ZERO)?;
+    let _lock = engine.lock_driver(&migration.name, Duration::ZERO)?;
     let state = match existing {
         Some(state) => {
             check_same_spec(&state, migration)?;
@@ -407,7 +407,7 @@ pub fn complete(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
         Status::Backfilled | Status::Completing => {}
         Status::RolledBack => unreachable!(),
     }
-    let _lock = engine.lock_driver(Duration::ZERO)?;
+    let _lock = engine.lock_driver(name, Duration::ZERO)?;
     ctx.guard_for(engine);
     engine.preflight(ctx.settings, ctx.emit)?;
     engine.set_status(state.id, Status::Completing)?;
@@ -438,7 +438,7 @@ pub fn rollback(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
     (ctx.emit)(Event::Note(format!(
         "asked any running zerodown on `{name}` to stop"
     )));
-    let _lock = engine.lock_driver(ROLLBACK_WAIT)?;
+    let _lock = engine.lock_driver(name, ROLLBACK_WAIT)?;
     let guard = ctx.guard(engine);
     engine.set_status(state.id, Status::RollingBack)?;
     engine.heartbeat(state.id)?;

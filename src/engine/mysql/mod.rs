@@ -6,9 +6,11 @@
 mod connect;
 mod mysql8;
 pub mod rules;
+mod session;
 
 pub use connect::{SslMode, Target, Watchdog};
 pub use rules::{Flavour, MyEnv, MyReference, build_plan};
+pub use session::{lock_name as driver_lock_name, stale_after};
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
@@ -20,6 +22,7 @@ use crate::spec::{AddColumn, Migration};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row, TxOpts, Value};
 use rules::COLUMN_DEFINITION;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// zerodown's state table, in the target database.
@@ -160,14 +163,19 @@ pub struct MySql {
     allow_copy: bool,
     /// The last plan made in this process copies the table somewhere (checked in preflight).
     plan_copies: bool,
-    /// Connection id of our driver-lock session, left out when naming blockers.
-    driver_conn: Option<u32>,
+    /// The driver lock's session and heartbeat thread, while this run drives.
+    driver: Option<Arc<session::Shared>>,
+    /// Notes for the user gathered where no event callback is at hand (taking the lock, reconnecting).
+    notes: Vec<String>,
+    /// Session settings to apply again on a new connection after a reconnect (the backfill's).
+    session_sql: Option<String>,
 }
 
-struct NamedLock {
-    _conn: Conn,
-}
-impl DriverLock for NamedLock {}
+/// How long zerodown keeps trying to reconnect after losing its connection (a server restart).
+const RECONNECT_BUDGET: Duration = Duration::from_secs(120);
+
+/// How many times one operation reconnects before giving up (a server restarting in a loop).
+const MAX_RECONNECTS: u32 = 10;
 
 impl MySql {
     /// Connects and reads the server's flavour and version.
@@ -210,8 +218,150 @@ impl MySql {
             },
             allow_copy: false,
             plan_copies: false,
-            driver_conn: None,
+            driver: None,
+            notes: Vec::new(),
+            session_sql: None,
         })
+    }
+
+    /// This run's id, recorded in the state row.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The connection ids to record in the state row for this run.
+    fn run_connections(&self) -> Vec<u32> {
+        match &self.driver {
+            Some(d) => d.ids(),
+            None => vec![self.conn.connection_id()],
+        }
+    }
+
+    /// Connection id of our driver-lock session, left out when naming blockers.
+    fn driver_conn(&self) -> Option<u32> {
+        self.driver.as_ref().map(|d| d.driver_id())
+    }
+
+    /// Hands the notes gathered without a callback to the user.
+    fn flush_notes(&mut self, emit: &mut dyn FnMut(Event)) {
+        for n in self.notes.drain(..) {
+            emit(Event::Note(n));
+        }
+    }
+
+    /// Connects again after a dropped connection (a KILL, a server restart), with jittered backoff
+    /// within [`RECONNECT_BUDGET`]; applies the session settings again, and, when this run drives,
+    /// makes sure it still holds the driver lock (stopping if another run took it meanwhile).
+    fn reconnect(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self
+                .target
+                .connect()
+                .and_then(|mut c| match &self.session_sql {
+                    Some(sql) => c
+                        .query_drop(sql)
+                        .map(|_| c)
+                        .map_err(|e| self.db_err("setting up the session again", &e)),
+                    None => Ok(c),
+                });
+            match outcome {
+                Ok(c) => {
+                    self.conn = c;
+                    break;
+                }
+                Err(err) if started.elapsed() > RECONNECT_BUDGET => {
+                    return Err(Error::Connect(format!(
+                        "lost the connection to {} and could not connect again within {}: {err}; the migration's state is saved — run the same command again when the server is back",
+                        self.target.label,
+                        humantime::format_duration(RECONNECT_BUDGET)
+                    )));
+                }
+                Err(_) => std::thread::sleep(jittered_backoff(attempt)),
+            }
+        }
+        if let Some(d) = &self.driver {
+            d.set_main_id(self.conn.connection_id());
+            d.ensure_lock()?;
+        }
+        tracing::info!("reconnected after {:.1?}", started.elapsed());
+        self.notes.push(format!(
+            "lost the connection to {}; connected again after {:.1?}{}, and continuing from the saved state",
+            self.target.label,
+            started.elapsed(),
+            if self.driver.is_some() {
+                " and took the driver lock again"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
+    }
+
+    /// Fails when another run took the driver lock while this one was disconnected. The driver
+    /// session is looked at (at most once a second) before each batch and statement, not only by the
+    /// heartbeat every few seconds: a KILL of that session alone must not leave this run driving for
+    /// seconds after another run took the lock.
+    fn check_driver(&self) -> Result<()> {
+        match &self.driver {
+            Some(d) if d.lost() || d.due_for_check() => d.ensure_lock(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the connection, reconnecting and running it again when the connection was lost:
+    /// for reads and idempotent writes only.
+    fn with_conn<T>(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&mut Conn) -> std::result::Result<T, mysql::Error>,
+    ) -> Result<T> {
+        let mut reconnects = 0;
+        loop {
+            match f(&mut self.conn) {
+                Ok(v) => return Ok(v),
+                Err(e) if session::is_disconnect(&e) && reconnects < MAX_RECONNECTS => {
+                    tracing::info!(
+                        "{what}: connection lost: {}",
+                        self.target.scrub(&message(&e))
+                    );
+                    reconnects += 1;
+                    self.reconnect()?;
+                }
+                Err(e) => return Err(self.db_err(what, &e)),
+            }
+        }
+    }
+
+    /// [`Self::ddl`], run again on a new connection when the connection was lost (every statement the
+    /// rules write is idempotent); `ddl` reports a lost connection as a plain error, so a failed ping
+    /// tells the two apart.
+    fn ddl_reconnecting(
+        &mut self,
+        sql: &str,
+        plan: &Plan,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let mut reconnects = 0;
+        loop {
+            self.check_driver()?;
+            self.flush_notes(emit);
+            match self.ddl(sql, plan, guard, emit) {
+                Ok(()) => return Ok(()),
+                Err(e @ Error::Database { .. })
+                    if reconnects < MAX_RECONNECTS && self.conn.ping().is_err() =>
+                {
+                    tracing::info!("`{sql}`: connection lost: {e}");
+                    reconnects += 1;
+                    self.reconnect()?;
+                    self.flush_notes(emit);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The raw connection, for tests.
@@ -627,7 +777,7 @@ impl MySql {
     /// The sessions that may hold the table: open InnoDB transactions, metadata-lock holders where
     /// the metadata_lock_info plugin is installed, and sessions waiting for a metadata lock.
     fn blockers(&mut self, table: &str) -> String {
-        let me = self.driver_conn.unwrap_or(0);
+        let me = self.driver_conn().unwrap_or(0);
         let mut holders: Vec<u64> = self
             .conn
             .exec(
@@ -692,6 +842,7 @@ impl MySql {
     fn state_exec(&mut self, sql: &str, params: Vec<Value>) -> Result<u64> {
         let started = Instant::now();
         let mut attempt = 0;
+        let mut reconnects = 0;
         loop {
             attempt += 1;
             match self.conn.exec_drop(sql, params.clone()) {
@@ -699,19 +850,45 @@ impl MySql {
                 Err(e) if is_lock_failure(&e) && started.elapsed() < self.guard.budget => {
                     std::thread::sleep(jittered_backoff(attempt));
                 }
+                // Every state write sets absolute values, so running it again is harmless.
+                Err(e) if session::is_disconnect(&e) && reconnects < MAX_RECONNECTS => {
+                    reconnects += 1;
+                    self.reconnect()?;
+                }
                 Err(e) => return Err(self.db_err("updating zerodown's state", &e)),
             }
         }
     }
 
+    /// Adds the `connections` column to a state table made before it existed.
+    fn upgrade_state_table(&mut self) -> Result<()> {
+        let n: Option<i64> = self.with_conn("reading the catalog", |c| {
+            c.exec_first(
+                "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'connections'",
+                (STATE_TABLE,),
+            )
+        })?;
+        if n.unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        let sql = format!(
+            "ALTER TABLE {} ADD COLUMN connections varchar(255) NULL",
+            quote(STATE_TABLE)
+        );
+        let secs = whole_seconds(self.guard.timeout);
+        self.with_conn("adding a column to zerodown's state table", |c| {
+            c.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))?;
+            c.query_drop(&sql)
+        })
+    }
+
     fn state_exists(&mut self) -> Result<bool> {
-        let n: Option<i64> = self
-            .conn
-            .exec_first(
+        let n: Option<i64> = self.with_conn("reading the catalog", |c| {
+            c.exec_first(
                 "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (STATE_TABLE,),
             )
-            .map_err(|e| self.db_err("reading the catalog", &e))?;
+        })?;
         Ok(n.unwrap_or(0) > 0)
     }
 
@@ -731,10 +908,7 @@ impl MySql {
             if id.is_some() { "WHERE id = ?" } else { "" }
         );
         let params: Vec<Value> = id.map(Value::Int).into_iter().collect();
-        let rows: Vec<Row> = self
-            .conn
-            .exec(&sql, params)
-            .map_err(|e| self.db_err("reading state", &e))?;
+        let rows: Vec<Row> = self.with_conn("reading state", |c| c.exec(&sql, params.clone()))?;
         fn json<T: serde::de::DeserializeOwned>(
             s: Option<String>,
             what: &str,
@@ -797,7 +971,10 @@ impl MySql {
     ) -> Result<T> {
         let started = Instant::now();
         let mut attempt = 0;
+        let mut reconnects = 0;
         loop {
+            self.check_driver()?;
+            self.flush_notes(emit);
             attempt += 1;
             let t0 = Instant::now();
             let outcome = (|| {
@@ -810,6 +987,19 @@ impl MySql {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
+            if session::is_disconnect(&e) && reconnects < MAX_RECONNECTS {
+                // The transaction rolled back, or committed without our hearing of it: `f` reads
+                // what it needs (the backfill's cursor) inside the transaction, so running it again
+                // never redoes committed work.
+                tracing::info!(
+                    "{what}: connection lost: {}",
+                    self.target.scrub(&message(&e))
+                );
+                reconnects += 1;
+                self.reconnect()?;
+                self.flush_notes(emit);
+                continue;
+            }
             if !is_lock_failure(&e) {
                 return Err(self.db_err(what, &e));
             }
@@ -832,12 +1022,12 @@ impl MySql {
 
     /// Backfill sessions: READ COMMITTED, and row-lock waits no longer than the lock timeout.
     fn backfill_session(&mut self, guard: &LockGuardSettings) -> Result<()> {
-        self.conn
-            .query_drop(format!(
-                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION innodb_lock_wait_timeout = {}",
-                whole_seconds(guard.timeout)
-            ))
-            .map_err(|e| self.db_err("setting up the backfill session", &e))
+        let sql = format!(
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION innodb_lock_wait_timeout = {}",
+            whole_seconds(guard.timeout)
+        );
+        self.session_sql = Some(sql.clone());
+        self.with_conn("setting up the backfill session", |c| c.query_drop(&sql))
     }
 
     fn fill_update_sql(plan: &Plan, on_update: &[String], limit: bool) -> String {
@@ -856,13 +1046,13 @@ impl MySql {
     }
 
     fn on_update_columns(&mut self, table: &str) -> Result<Vec<String>> {
-        self.conn
-            .exec(
+        self.with_conn("reading columns", |c| {
+            c.exec(
                 "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()
                  AND TABLE_NAME = ? AND LOWER(EXTRA) LIKE '%on update%'",
                 (table,),
             )
-            .map_err(|e| self.db_err("reading columns", &e))
+        })
     }
 }
 
@@ -887,6 +1077,10 @@ impl Engine for MySql {
     }
 
     fn plan(&mut self, migration: &Migration) -> Result<Plan> {
+        // Planning reads the catalog on the main connection: open it again if it was lost meanwhile.
+        if self.conn.ping().is_err() {
+            self.reconnect()?;
+        }
         let add = migration.add_column();
         let (schema, on_update) = self.table_schema(&add.table)?;
         let reference = self.resolve_reference(add)?;
@@ -903,7 +1097,8 @@ impl Engine for MySql {
         Ok(plan)
     }
 
-    fn preflight(&mut self, settings: &Settings, _emit: &mut dyn FnMut(Event)) -> Result<()> {
+    fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {
+        self.flush_notes(emit);
         self.allow_copy = settings.allow_copy;
         self.target.set_build_timeout(settings.build_timeout);
         if self.plan_copies && !self.allow_copy {
@@ -914,35 +1109,124 @@ impl Engine for MySql {
         Ok(())
     }
 
-    fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>> {
+    /// Takes the migration's named lock from its own session, which also beats this run's heartbeat.
+    /// A holder whose run's heartbeat is stale is a dead run's leftover: its recorded connections are
+    /// killed (and named in a note); a live holder gets a Busy error naming it. Once the lock is held,
+    /// work that dead runs left running (an INPLACE build, a backfill UPDATE) is ended the same way.
+    fn lock_driver(&mut self, migration: &str, wait: Duration) -> Result<Box<dyn DriverLock>> {
         let mut conn = self.target.connect()?;
-        // Lock names are server-wide and MySQL caps them at 64 characters.
-        let name = format!("zd:{:016x}", fnv(&self.target.database));
-        let started = Instant::now();
+        let name = session::lock_name(&self.target.database, migration);
+        let mut deadline = Instant::now() + wait;
+        let mut killed_for = None;
         loop {
             let got: Option<Option<i64>> = conn
                 .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
                 .map_err(|e| self.db_err("taking the driver lock", &e))?;
             if got.flatten() == Some(1) {
-                self.driver_conn = Some(conn.connection_id());
-                return Ok(Box::new(NamedLock { _conn: conn }));
+                break;
             }
-            if started.elapsed() >= wait {
-                let holder: Option<Option<i64>> = conn
-                    .exec_first("SELECT IS_USED_LOCK(?)", (&name,))
-                    .ok()
-                    .flatten();
-                let holder = holder
-                    .flatten()
+            let holder: Option<u64> = conn
+                .exec_first::<Option<u64>, _, _>("SELECT IS_USED_LOCK(?)", (&name,))
+                .ok()
+                .flatten()
+                .flatten();
+            let row = session::running_rows(&mut conn, &self.run_id)
+                .map_err(|e| self.db_err("reading the driving run's heartbeat", &e))?
+                .into_iter()
+                .find(|r| r.name == migration);
+            if let Some(r) = &row
+                && r.is_stale()
+                && killed_for.as_deref() != Some(r.run_id.as_str())
+            {
+                let ended = session::kill_connections(&mut conn, r.connections.as_deref())
+                    .map_err(|e| self.db_err("ending a dead run's connections", &e))?;
+                let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
+                tracing::info!("{note}");
+                self.notes.push(note);
+                killed_for = Some(r.run_id.clone());
+                // Give the killed session a moment to let go of the lock.
+                deadline = deadline.max(Instant::now() + Duration::from_secs(5));
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            if Instant::now() >= deadline {
+                let who = holder
                     .map(|id| format!("connection {id}"))
                     .unwrap_or_else(|| "another session".into());
+                let run = match &row {
+                    Some(r) => format!(
+                        ", run {}{}",
+                        r.run_id,
+                        r.age
+                            .map(|a| format!(", heartbeat {a:.1}s ago"))
+                            .unwrap_or_default()
+                    ),
+                    None => String::new(),
+                };
                 return Err(Error::Busy(format!(
-                    "another zerodown ({holder}) is driving a migration on {}; wait for it, or stop it with Ctrl-C",
-                    self.target.label
+                    "another zerodown ({who}{run}) is driving `{migration}` on {}; wait for it to finish, or stop it with Ctrl-C (a killed run's connections are ended by the next run once its heartbeat is older than {}s)",
+                    self.target.label,
+                    session::stale_after().as_secs()
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = conn.query_drop("SET SESSION innodb_lock_wait_timeout = 1");
+        // Read what dead runs left before claiming our row (the claim overwrites their record), and
+        // claim it right after ending them, so that a third run never finds this live run behind a
+        // stale heartbeat for longer than that.
+        let (dead, live): (Vec<session::RunRow>, Vec<session::RunRow>) =
+            session::running_rows(&mut conn, &self.run_id)
+                .map_err(|e| self.db_err("looking for dead runs", &e))?
+                .into_iter()
+                .partition(session::RunRow::is_stale);
+        // A run killed a moment ago (heartbeat still fresh) may have left a build running.
+        let mut inherited = Vec::new();
+        for r in live.iter().filter(|r| r.name == migration) {
+            inherited.extend(
+                session::busy_connections(&mut conn, r.connections.as_deref())
+                    .map_err(|e| self.db_err("looking for a previous run's work", &e))?,
+            );
+        }
+        let (shared, guard) = session::Shared::start(
+            self.target.clone(),
+            self.run_id.clone(),
+            name,
+            conn,
+            self.conn.connection_id(),
+        );
+        shared.inherit(inherited);
+        self.driver = Some(shared);
+        // Dead runs first: a hung one may hold the state row in an open batch, which the claim
+        // below would wait behind.
+        for r in dead {
+            let ended = self.with_conn("ending a dead run's connections", |c| {
+                session::kill_connections(c, r.connections.as_deref())
+            })?;
+            if !ended.is_empty() {
+                let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
+                tracing::info!("{note}");
+                self.notes.push(note);
+            }
+        }
+        if self.state_exists()? {
+            self.upgrade_state_table()?;
+            let boot = self.with_conn("reading the server's start time", session::server_boot)?;
+            let ids = self.run_connections();
+            self.state_exec(
+                &format!(
+                    "UPDATE {} SET run_id = ?, heartbeat = UTC_TIMESTAMP(3), connections = ? WHERE name = ? AND status IN ({})",
+                    quote(STATE_TABLE),
+                    session::RUNNING
+                ),
+                vec![
+                    self.run_id.clone().into(),
+                    session::connections_record(boot, &ids).into(),
+                    migration.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(guard))
     }
 
     fn ensure_state_table(&mut self, _emit: &mut dyn FnMut(Event)) -> Result<()> {
@@ -965,6 +1249,7 @@ impl Engine for MySql {
                cancel_requested tinyint(1) NOT NULL DEFAULT 0,
                run_id varchar(64) NULL,
                connection_id bigint NULL,
+               connections varchar(255) NULL,
                heartbeat datetime(3) NULL,
                created_at datetime(3) NOT NULL,
                updated_at datetime(3) NOT NULL,
@@ -995,24 +1280,42 @@ impl Engine for MySql {
         plan: &Plan,
         _emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
-        let json = serde_json::to_string(plan).expect("a plan serializes");
-        let conn_id = i64::from(self.conn.connection_id());
+        let json = serde_json::to_string(plan)
+            .map_err(|e| Error::db("recording the migration", e.to_string()))?;
+        let conn_id = self.conn.connection_id();
         let run_id = self.run_id.clone();
+        let boot = self.with_conn("reading the server's start time", session::server_boot)?;
+        let ids = self.run_connections();
+        // Idempotent, because a lost connection makes state_exec run it again: one row per run.
         self.state_exec(
             &format!(
-                "INSERT INTO {} (name, spec, plan, status, run_id, connection_id, heartbeat, created_at, updated_at, timings)
-                 VALUES (?, ?, ?, 'started', ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), '{{}}')",
-                quote(STATE_TABLE)
+                "INSERT INTO {t} (name, spec, plan, status, run_id, connection_id, connections, heartbeat, created_at, updated_at, timings)
+                 SELECT ?, ?, ?, 'started', ?, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), '{{}}' FROM DUAL
+                 WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE name = ? AND run_id = ? AND status = 'started')",
+                t = quote(STATE_TABLE)
             ),
             vec![
                 name.into(),
                 spec.into(),
                 json.into(),
-                run_id.into(),
-                conn_id.into(),
+                run_id.clone().into(),
+                i64::from(conn_id).into(),
+                session::connections_record(boot, &ids).into(),
+                name.into(),
+                run_id.clone().into(),
             ],
         )?;
-        Ok(self.conn.last_insert_id() as i64)
+        let id: Option<Option<i64>> = self.with_conn("recording the migration", |c| {
+            c.exec_first(
+                format!(
+                    "SELECT max(id) FROM {} WHERE name = ? AND run_id = ?",
+                    quote(STATE_TABLE)
+                ),
+                (name, &run_id),
+            )
+        })?;
+        id.flatten()
+            .ok_or_else(|| Error::db("recording the migration", "its state row is missing"))
     }
 
     fn set_status(&mut self, id: i64, status: Status) -> Result<()> {
@@ -1026,7 +1329,31 @@ impl Engine for MySql {
         .map(|_| ())
     }
 
+    /// Before asking, ends a stale run of the migration: a hung run (its process stopped, or cut off
+    /// by the network) can hold the state row in an open batch, and the request would wait behind it.
     fn request_cancel(&mut self, id: i64, on: bool) -> Result<()> {
+        if on {
+            let name = self.state(id)?.name;
+            let run_id = self.run_id.clone();
+            let stale: Vec<session::RunRow> = self
+                .with_conn("looking for a dead run", |c| {
+                    session::running_rows(c, &run_id)
+                })?
+                .into_iter()
+                .filter(|r| r.name == name && r.is_stale())
+                .collect();
+            for r in stale {
+                let ended = self.with_conn("ending a dead run's connections", |c| {
+                    session::kill_connections(c, r.connections.as_deref())
+                })?;
+                if !ended.is_empty() {
+                    let note =
+                        session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
+                    tracing::info!("{note}");
+                    self.notes.push(note);
+                }
+            }
+        }
         self.state_exec(
             &format!(
                 "UPDATE {} SET cancel_requested = ? WHERE id = ?",
@@ -1048,15 +1375,24 @@ impl Engine for MySql {
         .map(|_| ())
     }
 
+    /// Claims the row for this run and records how to find its connections (the main one and the
+    /// driver lock's), so a later run can end what this one leaves behind if it dies.
     fn heartbeat(&mut self, id: i64) -> Result<()> {
         let run_id = self.run_id.clone();
-        let conn_id = i64::from(self.conn.connection_id());
+        let conn_id = self.conn.connection_id();
+        let boot = self.with_conn("reading the server's start time", session::server_boot)?;
+        let ids = self.run_connections();
         self.state_exec(
             &format!(
-                "UPDATE {} SET heartbeat = UTC_TIMESTAMP(3), run_id = ?, connection_id = ? WHERE id = ?",
+                "UPDATE {} SET heartbeat = UTC_TIMESTAMP(3), run_id = ?, connection_id = ?, connections = ? WHERE id = ?",
                 quote(STATE_TABLE)
             ),
-            vec![run_id.into(), conn_id.into(), id.into()],
+            vec![
+                run_id.into(),
+                i64::from(conn_id).into(),
+                session::connections_record(boot, &ids).into(),
+                id.into(),
+            ],
         )
         .map(|_| ())
     }
@@ -1073,7 +1409,7 @@ impl Engine for MySql {
     ) -> Result<()> {
         let plan = self.state(id)?.plan;
         for s in sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl_reconnecting(s, &plan, guard, emit)?;
         }
         self.mark_step_done(id, index)
     }
@@ -1091,14 +1427,14 @@ impl Engine for MySql {
 
     fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
         let fill = plan.fill.as_ref().expect("a fill plan");
-        let n: Option<i64> = self
-            .conn
-            .query_first(format!(
-                "SELECT count(*) FROM {} WHERE ({}) IS NULL",
-                quote(&plan.table),
-                fill.expr
-            ))
-            .map_err(|e| self.db_err("counting rows whose value would be NULL", &e))?;
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE ({}) IS NULL",
+            quote(&plan.table),
+            fill.expr
+        );
+        let n: Option<i64> = self.with_conn("counting rows whose value would be NULL", |c| {
+            c.query_first(&sql)
+        })?;
         Ok(n.unwrap_or(0))
     }
 
@@ -1117,23 +1453,19 @@ impl Engine for MySql {
             .map(|k| format!("{} DESC", quote(k)))
             .collect::<Vec<_>>()
             .join(", ");
-        let row: Option<Row> = self
-            .conn
-            .exec_first(
-                format!(
-                    "SELECT {} FROM {t} ORDER BY {desc} LIMIT 1",
-                    quote_list(&fill.key)
-                ),
-                (),
-            )
-            .map_err(|e| self.db_err("finding the backfill's upper bound", &e))?;
+        let top = format!(
+            "SELECT {} FROM {t} ORDER BY {desc} LIMIT 1",
+            quote_list(&fill.key)
+        );
+        let row: Option<Row> = self.with_conn("finding the backfill's upper bound", |c| {
+            c.exec_first(&top, ())
+        })?;
         let hi: Vec<KeyValue> = row
             .map(|r| r.unwrap().iter().map(key_value).collect())
             .unwrap_or_default();
-        let total: Option<i64> = self
-            .conn
-            .query_first(format!("SELECT count(*) FROM {t}"))
-            .map_err(|e| self.db_err("counting rows", &e))?;
+        let total: Option<i64> = self.with_conn("counting rows", |c| {
+            c.query_first(format!("SELECT count(*) FROM {t}"))
+        })?;
         let hi_json = serde_json::to_string(&hi).expect("keys serialize");
         self.state_exec(
             &format!(
@@ -1167,16 +1499,18 @@ impl Engine for MySql {
         }
         let fill = plan.fill.as_ref().expect("a backfill step has a fill plan");
         let on_update = self.on_update_columns(&plan.table)?;
-        let first = state.cursor.is_none();
-        let (select, update) = rules::batch_sql(&plan.table, &plan.column, fill, &on_update, first);
-        let cursor: Vec<Value> = state
-            .cursor
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(sql_value)
-            .collect();
+        let (select_first, update_first) =
+            rules::batch_sql(&plan.table, &plan.column, fill, &on_update, true);
+        let (select_next, update_next) =
+            rules::batch_sql(&plan.table, &plan.column, fill, &on_update, false);
         let hi: Vec<Value> = hi.iter().map(sql_value).collect();
+        // The cursor is read in the batch's own transaction, under the row lock its save takes: after
+        // a lost connection the batch starts from what was committed, never from a copy in memory, so
+        // a batch whose commit went unheard is not done twice.
+        let read_cursor = format!(
+            "SELECT `cursor` FROM {} WHERE id = ? FOR UPDATE",
+            quote(STATE_TABLE)
+        );
         let save = format!(
             "UPDATE {} SET `cursor` = ?, rows_done = rows_done + ?, heartbeat = UTC_TIMESTAMP(3), updated_at = UTC_TIMESTAMP(3), run_id = ? WHERE id = ?",
             quote(STATE_TABLE)
@@ -1189,24 +1523,41 @@ impl Engine for MySql {
         let run_id = self.run_id.clone();
         let mut hold = Duration::ZERO;
         let table = plan.table.clone();
-        let (scanned, updated, new_cursor, cancel) =
+        type Done = (i64, i64, Option<Vec<KeyValue>>, bool);
+        let done: std::result::Result<Done, String> =
             self.transaction("a backfill batch", &table, guard, emit, |tx| {
                 let t0 = Instant::now();
+                let saved: Option<Option<String>> = tx.exec_first(&read_cursor, (id,))?;
+                let cursor: Option<Vec<KeyValue>> = match saved.flatten() {
+                    None => None,
+                    Some(json) => match serde_json::from_str(&json) {
+                        Ok(c) => Some(c),
+                        Err(e) => return Ok(Err(format!("the saved cursor is unreadable: {e}"))),
+                    },
+                };
+                let (select, update) = match cursor {
+                    None => (&select_first, &update_first),
+                    Some(_) => (&select_next, &update_next),
+                };
+                let cursor: Vec<Value> = cursor.iter().flatten().map(sql_value).collect();
                 let mut params = cursor.clone();
                 params.extend(hi.iter().cloned());
                 params.push(Value::Int(batch_size));
-                let keys: Vec<Row> = tx.exec(&select, params)?;
+                let keys: Vec<Row> = tx.exec(select, params)?;
                 let Some(last) = keys.last() else {
-                    return Ok((0i64, 0i64, None, false));
+                    return Ok(Ok((0i64, 0i64, None, false)));
                 };
                 let end: Vec<Value> = last.clone().unwrap();
                 let scanned = keys.len() as i64;
                 let mut up = cursor.clone();
                 up.extend(end.iter().cloned());
-                tx.exec_drop(&update, up)?;
+                tx.exec_drop(update, up)?;
                 let updated = tx.affected_rows() as i64;
                 let new_cursor: Vec<KeyValue> = end.iter().map(key_value).collect();
-                let cursor_json = serde_json::to_string(&new_cursor).expect("keys serialize");
+                let cursor_json = match serde_json::to_string(&new_cursor) {
+                    Ok(j) => j,
+                    Err(e) => return Ok(Err(format!("the cursor does not serialize: {e}"))),
+                };
                 tx.exec_drop(
                     &save,
                     vec![
@@ -1218,8 +1569,15 @@ impl Engine for MySql {
                 )?;
                 let cancel: Option<i64> = tx.exec_first(&read_cancel, (id,))?;
                 hold = t0.elapsed();
-                Ok((scanned, updated, Some(new_cursor), cancel.unwrap_or(0) != 0))
+                Ok(Ok((
+                    scanned,
+                    updated,
+                    Some(new_cursor),
+                    cancel.unwrap_or(0) != 0,
+                )))
             })?;
+        let (scanned, updated, new_cursor, cancel) =
+            done.map_err(|m| Error::db("a backfill batch", m))?;
         Ok(BatchOutcome {
             rows_scanned: scanned,
             rows_updated: updated,
@@ -1249,34 +1607,29 @@ impl Engine for MySql {
                 break;
             }
         }
-        let n: Option<i64> = self
-            .conn
-            .query_first(format!(
-                "SELECT count(*) FROM {} WHERE {} IS NULL",
-                quote(&plan.table),
-                quote(&plan.column)
-            ))
-            .map_err(|e| self.db_err("counting NULLs", &e))?;
+        let count = format!(
+            "SELECT count(*) FROM {} WHERE {} IS NULL",
+            quote(&plan.table),
+            quote(&plan.column)
+        );
+        let n: Option<i64> = self.with_conn("counting NULLs", |c| c.query_first(&count))?;
         Ok(n.unwrap_or(0))
     }
 
     fn old_writer_count(&mut self, key: &str) -> Result<i64> {
-        let kind: Option<String> = self
-            .conn
-            .exec_first(
+        let kind: Option<String> = self.with_conn("reading the old-writer counter", |c| {
+            c.exec_first(
                 "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (key,),
             )
-            .map_err(|e| self.db_err("reading the old-writer counter", &e))?;
+        })?;
         let sql = match kind.as_deref() {
             None => return Ok(0),
             Some("SEQUENCE") => format!("SELECT next_not_cached_value - 1 FROM {}", quote(key)),
             Some(_) => format!("SELECT coalesce(max(n), 0) FROM {}", quote(key)),
         };
-        let n: Option<i64> = self
-            .conn
-            .query_first(sql)
-            .map_err(|e| self.db_err("reading the old-writer counter", &e))?;
+        let n: Option<i64> =
+            self.with_conn("reading the old-writer counter", |c| c.query_first(&sql))?;
         Ok(n.unwrap_or(0))
     }
 
@@ -1346,7 +1699,7 @@ impl Engine for MySql {
     ) -> Result<()> {
         let plan = state.plan.clone();
         for s in &plan.steps[index].sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl_reconnecting(s, &plan, guard, emit)?;
         }
         self.state_exec(
             &format!(
@@ -1366,9 +1719,10 @@ impl Engine for MySql {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
+        self.flush_notes(emit);
         let plan = self.state(id)?.plan;
         for s in sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl_reconnecting(s, &plan, guard, emit)?;
         }
         self.state_exec(
             &format!(

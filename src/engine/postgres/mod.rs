@@ -1085,7 +1085,7 @@ impl Engine for Postgres {
     /// Takes the advisory lock from its own session, which also writes this run's heartbeat. A holder
     /// whose run's heartbeat is stale is a dead run's leftover: its sessions are ended (and named in a
     /// note); a live holder gets a Busy error naming it.
-    fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>> {
+    fn lock_driver(&mut self, _migration: &str, wait: Duration) -> Result<Box<dyn DriverLock>> {
         let mut client = self
             .target
             .connect(&format!("zerodown {} driver", self.run_id))?;

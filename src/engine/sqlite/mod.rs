@@ -714,7 +714,7 @@ impl Engine for Sqlite {
         )))
     }
 
-    fn lock_driver(&mut self, wait: Duration) -> Result<Box<dyn DriverLock>> {
+    fn lock_driver(&mut self, _migration: &str, wait: Duration) -> Result<Box<dyn DriverLock>> {
         let lock_path = PathBuf::from(format!("{}-zerodown.lock", self.path.display()));
         let file = std::fs::OpenOptions::new()
             .create(true)
