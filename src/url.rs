@@ -94,8 +94,10 @@ fn redact_params(text: &str, ends: &[char]) -> String {
     let mut from = 0;
     while let Some(eq) = lower[from..].find('=').map(|i| from + i) {
         let key_start = lower[..eq]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let key = lower[key_start..eq].trim();
         from = eq + 1;
         if !KEYS.contains(&key) {
@@ -175,6 +177,9 @@ mod tests {
             "host=h password=*** dbname=d"
         );
         assert_eq!(redact("postgres://h:5432/db"), "postgres://h:5432/db");
+        // Found by the fuzzer (fuzz/): a multibyte character before `=` (a byte-order mark here).
+        assert_eq!(redact("\u{feff}=x"), "\u{feff}=x");
+        assert_eq!(redact("é password=s3cret"), "é password=***");
         assert_eq!(
             redact("postgres://root@h:5432/db"),
             "postgres://root@h:5432/db"
@@ -182,6 +187,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// No text makes parsing or redaction panic (the fuzzer found a multibyte character before `=`).
+        #[test]
+        fn never_panics_on_arbitrary_text(text in proptest::prelude::any::<String>()) {
+            let _ = DatabaseUrl::parse(&text);
+            let _ = redact(&text);
+        }
+
         /// Whatever the password holds and wherever it is written, the redacted text never shows it. The
         /// password is bracketed by `Z…Q`, letters the rest of the URL never uses, so a hit is a leak.
         #[test]
