@@ -683,6 +683,40 @@ fn killing_zerodowns_connections_mid_backfill_reconnects() {
     check_after_reconnect(&db, &ledger.lock().unwrap());
 }
 
+/// A fresh database whose migration `0042_tier` has been started (backfilled) from the CLI.
+struct Started {
+    db: MariaDbTestDb,
+    _dir: tempfile::TempDir,
+    url: String,
+    /// The migration file.
+    file: String,
+    c: Conn,
+    /// The server's boot time (connection ids are only unique within one boot).
+    boot: i64,
+}
+
+fn started(name: &str) -> Option<Started> {
+    let db = support::mariadb()?.fresh_database(name);
+    setup(&db, 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_spec(&dir);
+    let url = db.url().to_string();
+    run_to_end(&url, &["start", &file]);
+    let mut c = db.connect();
+    let boot: i64 = one(
+        &mut c,
+        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
+    );
+    Some(Started {
+        db,
+        _dir: dir,
+        url,
+        file,
+        c,
+        boot,
+    })
+}
+
 #[test]
 fn a_server_restart_mid_backfill_reconnects() {
     let Some(server) = MariaDbServer::start_dedicated(MariaDbOptions::default()) else {
@@ -718,21 +752,18 @@ fn a_server_restart_mid_backfill_reconnects() {
 
 #[test]
 fn a_dead_runs_connections_are_ended_only_when_its_heartbeat_is_stale() {
-    let Some(server) = support::mariadb() else {
+    let Some(Started {
+        db,
+        _dir,
+        url,
+        mut c,
+        boot,
+        ..
+    }) = started("leftovers")
+    else {
         return;
     };
-    let db = server.fresh_database("leftovers");
-    setup(&db, 2_000);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_spec(&dir);
-    let url = db.url().to_string();
-    run_to_end(&url, &["start", &file]);
-    let mut c = db.connect();
     let lock = zerodown::engine::mysql::driver_lock_name(&db.name, "0042_tier");
-    let boot: i64 = one(
-        &mut c,
-        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
-    );
 
     // A live run (fresh heartbeat) holds the lock as a killed `complete` would: a second driver is
     // refused, naming it; nothing is ended.
@@ -888,20 +919,17 @@ fn a_server_restart_mid_complete_reconnects() {
 /// dies too and goes stale.
 #[test]
 fn a_fresh_runs_busy_connection_is_kept_and_recorded() {
-    let Some(server) = support::mariadb() else {
+    let Some(Started {
+        db,
+        _dir,
+        url,
+        mut c,
+        boot,
+        ..
+    }) = started("inherit")
+    else {
         return;
     };
-    let db = server.fresh_database("inherit");
-    setup(&db, 2_000);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_spec(&dir);
-    let url = db.url().to_string();
-    run_to_end(&url, &["start", &file]);
-    let mut c = db.connect();
-    let boot: i64 = one(
-        &mut c,
-        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
-    );
     let mut sleeper = db.connect();
     let sleeper_id = sleeper.connection_id();
     let sleeping = std::thread::spawn(move || sleeper.query_drop("SELECT SLEEP(3)"));
@@ -979,21 +1007,18 @@ fn a_server_restart_mid_inplace_build_reconnects() {
 /// in an open batch, and its heartbeat is stale: `rollback` ends it instead of waiting behind it.
 #[test]
 fn rollback_ends_a_hung_run_holding_the_state_row() {
-    let Some(server) = support::mariadb() else {
+    let Some(Started {
+        db,
+        _dir,
+        url,
+        mut c,
+        boot,
+        ..
+    }) = started("hung")
+    else {
         return;
     };
-    let db = server.fresh_database("hung");
-    setup(&db, 2_000);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_spec(&dir);
-    let url = db.url().to_string();
-    run_to_end(&url, &["start", &file]);
-    let mut c = db.connect();
     let lock = zerodown::engine::mysql::driver_lock_name(&db.name, "0042_tier");
-    let boot: i64 = one(
-        &mut c,
-        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
-    );
     let mut driver = db.connect();
     driver.exec_drop("DO GET_LOCK(?, 0)", (&lock,)).unwrap();
     let mut batch = db.connect();
@@ -1024,20 +1049,17 @@ fn rollback_ends_a_hung_run_holding_the_state_row() {
 /// the state row: `start` ends it before claiming the row, and resumes.
 #[test]
 fn start_ends_a_hung_run_before_claiming_the_state_row() {
-    let Some(server) = support::mariadb() else {
+    let Some(Started {
+        db,
+        _dir,
+        url,
+        mut c,
+        file,
+        boot,
+    }) = started("hung_start")
+    else {
         return;
     };
-    let db = server.fresh_database("hung_start");
-    setup(&db, 2_000);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_spec(&dir);
-    let url = db.url().to_string();
-    run_to_end(&url, &["start", &file]);
-    let mut c = db.connect();
-    let boot: i64 = one(
-        &mut c,
-        "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
-    );
     let mut batch = db.connect();
     c.exec_drop(
         "UPDATE zerodown_migrations SET status = 'started', next_step = 3, `cursor` = NULL, rows_done = 0, run_id = 'zd-5-hung05', heartbeat = UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE, connections = ?",
