@@ -133,7 +133,7 @@ impl BenchTarget for PgTarget {
                  INSERT INTO {TABLE}(id, email, balance, pad)
                  SELECT i, 'user' || i || '@example.com', (i * 7919) % 20001,
                         substr(md5(random()::text) || md5(random()::text), 1, 48)
-                 FROM generate_series(1, {rows}) i;
+                 FROM generate_series(1::bigint, {rows}) i;
                  SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), {rows});
                  CREATE UNIQUE INDEX {TABLE}_email ON {TABLE}(email);
                  CREATE INDEX {TABLE}_balance ON {TABLE}(balance);
