@@ -50,10 +50,12 @@ pub struct LockSample {
     pub unavailable: Option<String>,
 }
 
-/// Tracks runs of consecutive observations per key (a session and what it holds or waits for).
+/// Tracks runs of consecutive observations per key (a session and what it holds or waits for). A run
+/// lasts from its first sample to its last: a lock seen in one sample only counts 0 ms (it lasted less
+/// than two sampling periods), and the text says how many samples saw it.
 #[derive(Default)]
 pub struct RunTracker {
-    open: std::collections::HashMap<String, (u64, u64)>,
+    open: std::collections::HashMap<String, (u64, u64, u64)>,
     pub longest: Option<(f64, String)>,
 }
 
@@ -61,8 +63,9 @@ impl RunTracker {
     /// One sample at `now_ns` that saw exactly `keys`.
     pub fn observe(&mut self, now_ns: u64, keys: &[String]) {
         for k in keys {
-            let e = self.open.entry(k.clone()).or_insert((now_ns, now_ns));
+            let e = self.open.entry(k.clone()).or_insert((now_ns, now_ns, 0));
             e.1 = now_ns;
+            e.2 += 1;
         }
         let gone: Vec<String> = self
             .open
@@ -71,23 +74,24 @@ impl RunTracker {
             .cloned()
             .collect();
         for k in gone {
-            if let Some((a, b)) = self.open.remove(&k) {
-                self.close(&k, a, b);
+            if let Some(run) = self.open.remove(&k) {
+                self.close(&k, run);
             }
         }
     }
 
-    fn close(&mut self, k: &str, first: u64, last: u64) {
+    fn close(&mut self, k: &str, (first, last, n): (u64, u64, u64)) {
         let ms = (last - first) as f64 / 1e6;
         if self.longest.as_ref().is_none_or(|(m, _)| ms > *m) {
-            self.longest = Some((ms, k.to_string()));
+            let samples = if n == 1 { "sample" } else { "samples" };
+            self.longest = Some((ms, format!("{k} [{n} {samples}]")));
         }
     }
 
     pub fn finish(&mut self) {
-        let open: Vec<(String, (u64, u64))> = self.open.drain().collect();
-        for (k, (a, b)) in open {
-            self.close(&k, a, b);
+        let open: Vec<(String, (u64, u64, u64))> = self.open.drain().collect();
+        for (k, run) in open {
+            self.close(&k, run);
         }
     }
 }
@@ -251,7 +255,7 @@ mod tests {
         t.observe(20_000_000, &["b".into()]);
         t.observe(50_000_000, &["b".into()]);
         t.finish();
-        assert_eq!(t.longest, Some((40.0, "b".into())));
+        assert_eq!(t.longest, Some((40.0, "b [3 samples]".into())));
     }
 
     #[test]
