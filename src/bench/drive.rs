@@ -64,6 +64,9 @@ pub enum Line {
         t: u64,
         attempt: u32,
         waited_ms: f64,
+        /// Who held the lock, as zerodown named it.
+        #[serde(default)]
+        blocker: String,
     },
     Note {
         t: u64,
@@ -257,13 +260,16 @@ pub fn child_main(req: &DriveRequest) -> i32 {
             }
         }
         Event::LockRetry {
-            attempt, waited, ..
+            attempt,
+            waited,
+            blocker,
         } => {
             retries += 1;
             say(&Line::Retry {
                 t: mono_ns(),
                 attempt,
                 waited_ms: waited.as_secs_f64() * 1e3,
+                blocker,
             });
         }
         Event::Note(text) => say(&Line::Note { t: mono_ns(), text }),

@@ -568,9 +568,13 @@ fn progress_line(log: Log, l: &Line) {
         Line::Step { label, .. } => log(format!("   zerodown: {label}")),
         Line::Progress { done, total, .. } => log(format!("   zerodown: backfill {done}/{total}")),
         Line::Retry {
-            attempt, waited_ms, ..
+            attempt,
+            waited_ms,
+            blocker,
+            ..
         } => log(format!(
-            "   zerodown: lock attempt {attempt} gave up after {waited_ms:.0}ms; retrying"
+            "   zerodown: lock attempt {attempt} gave up after {waited_ms:.0}ms (blocked by {}); retrying",
+            if blocker.is_empty() { "?" } else { blocker }
         )),
         Line::End {
             ok: false,
