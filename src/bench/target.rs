@@ -1,8 +1,9 @@
 //! What the benchmark needs from a database engine. The scenarios, the load generator and the reports
-//! are written against these traits only; SQLite implements them today (src/bench/sqlite.rs), and the
-//! PostgreSQL and MariaDB engines plug in by implementing them too (a throwaway server or a given URL
-//! for [`BenchTarget::fresh_copy`], their own SQL for [`BenchTarget::naive_steps`], WAL / redo bytes from
-//! `pg_current_wal_lsn()` / `Innodb_os_log_written` for [`AdminConn::execute`]).
+//! are written against these traits only: SQLite (src/bench/sqlite.rs: a file, the measuring VFS),
+//! PostgreSQL (src/bench/postgres.rs) and MariaDB (src/bench/mariadb.rs) implement them: fresh copies
+//! of a loaded table, application and admin connections, the naive statements in each dialect, WAL /
+//! redo bytes (`pg_current_wal_insert_lsn()`, `Innodb_lsn_current`) and a sampler of the engine's lock
+//! views.
 
 use crate::url::DatabaseUrl;
 use std::sync::Arc;
