@@ -3,10 +3,246 @@
 //! figures themselves are not asserted (BENCHMARKS.md holds them); correctness is: zerodown's lifecycle
 //! under load ends with every row right and no application error.
 
+//!
+//! PostgreSQL and MariaDB run the same way against the suite's throwaway servers (`tests/support`); a
+//! missing engine is a skip, or a failure under `ZERODOWN_REQUIRE_ENGINES=1`. The ignored test
+//! `bench_on_throwaway_server` is how `scripts/bench.sh` runs the published figures on a server of its
+//! own without a hand-started one.
+
+mod support;
+
 use rusqlite::Connection;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// The tiny-run flags every engine's smoke run shares.
+const TINY: &[&str] = &[
+    "--rows",
+    "3000",
+    "--calibrate",
+    "300ms",
+    "--load",
+    "0.1",
+    "--baseline",
+    "400ms",
+    "--after",
+    "300ms",
+    "--deploy",
+    "100ms",
+    "--quiet-period",
+    "200ms",
+];
+
+/// Runs zerodown-bench with `args` and returns (stdout, its JSON lines).
+fn run_bench(args: &[String], json: &std::path::Path) -> (String, Vec<Value>) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "zerodown-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the smoke run took {:?}",
+        started.elapsed()
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (stdout, lines)
+}
+
+/// What every engine's tiny run must show: the limits measured, zerodown's lifecycle under load with
+/// every row right and no application error, the naive statements run, the lock views sampled.
+fn assert_server_run(engine: &str, lines: &[Value], expect: &[&str]) {
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, expect, "{engine}");
+    let by = |n: &str| lines.iter().find(|l| l["scenario"] == n).unwrap();
+    let limit = by("limit-update");
+    assert!(
+        limit["backfill_rows_per_s"].as_f64().unwrap() > 0.0,
+        "{engine}: {limit}"
+    );
+    assert!(
+        limit["wal_bytes"].as_u64().unwrap() > 0,
+        "{engine}: {limit}"
+    );
+    let lz = by("limit-zerodown");
+    assert!(lz["failure"].is_null(), "{engine}: {lz}");
+    assert!(
+        lz["backfill_ratio"].as_f64().unwrap() > 0.0,
+        "{engine}: {lz}"
+    );
+    assert!(lz["wal_bytes"].as_u64().unwrap() > 0, "{engine}: {lz}");
+    assert!(lz["peak_rss_kb"].as_u64().unwrap() > 0, "{engine}: {lz}");
+    for name in expect.iter().filter(|n| n.starts_with("zerodown")) {
+        let z = by(name);
+        assert!(z["failure"].is_null(), "{engine} {name}: {z}");
+        assert_eq!(z["mismatched_rows"], 0, "{engine} {name}: {z}");
+        assert_eq!(z["errors"], serde_json::json!({}), "{engine} {name}: {z}");
+        assert!(
+            z["before"]["ops"].as_u64().unwrap() > 0,
+            "{engine} {name}: {z}"
+        );
+        assert!(
+            z["during"]["ops"].as_u64().unwrap() > 0,
+            "{engine} {name}: {z}"
+        );
+        assert!(
+            z["longest_lock_ms"].as_f64().is_some(),
+            "{engine} {name}: {z}"
+        );
+        assert!(
+            z["sampled_lock_ms"].as_f64().is_some(),
+            "{engine} {name}: {z}"
+        );
+        assert!(z["wal_bytes"].as_u64().is_some(), "{engine} {name}: {z}");
+        assert!(
+            !z["targets"].as_array().unwrap().is_empty(),
+            "{engine} {name}: {z}"
+        );
+    }
+    let naive = by("naive");
+    assert!(naive["failure"].is_null(), "{engine}: {naive}");
+    assert_eq!(
+        naive["steps"].as_array().unwrap().len(),
+        5,
+        "{engine}: {naive}"
+    );
+    assert_eq!(naive["mismatched_rows"], 0, "{engine}: {naive}");
+}
+
+fn server_args(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = TINY.iter().map(|s| s.to_string()).collect();
+    a.push("--url".into());
+    a.push(url.into());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+#[test]
+fn postgres_15_runs_and_reports() {
+    let Some(pg) = support::pg(15) else { return };
+    let db = pg.fresh_database("zb");
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, lines) = run_bench(&server_args(db.url(), &[]), &dir.path().join("r.jsonl"));
+    assert!(stdout.contains("engine: PostgreSQL 15"), "{stdout}");
+    assert!(
+        !stdout.contains(":zerodown@"),
+        "the password is printed:\n{stdout}"
+    );
+    assert_server_run(
+        "PostgreSQL 15",
+        &lines,
+        &["limit-update", "limit-zerodown", "zerodown", "naive"],
+    );
+}
+
+#[test]
+fn mariadb_runs_and_reports_with_the_copy_variant() {
+    let Some(m) = support::mariadb() else { return };
+    let db = m.fresh_database("zb");
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, lines) = run_bench(
+        &server_args(db.url(), &["--allow-copy"]),
+        &dir.path().join("r.jsonl"),
+    );
+    assert!(stdout.contains("engine: MariaDB"), "{stdout}");
+    assert_server_run(
+        "MariaDB",
+        &lines,
+        &[
+            "limit-update",
+            "limit-zerodown",
+            "zerodown",
+            "zerodown-copy",
+            "naive",
+        ],
+    );
+    // Without the CHECK zerodown never copies; with it, the copy is the one long lock.
+    let z = lines.iter().find(|l| l["scenario"] == "zerodown").unwrap();
+    assert!(
+        !z["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["label"].as_str().unwrap().contains("CHECK")),
+        "{z}"
+    );
+}
+
+/// Not a test: `scripts/bench.sh` runs the published figures through this, on a server of its own
+/// started by the suite's launcher, tuned for a 1M-row table (PostgreSQL: shared_buffers 256MB,
+/// max_wal_size 1GB; MariaDB: a 512MB buffer pool and 256MB redo log), with its output in files.
+/// `ZERODOWN_BENCH_ENGINE` = pg15 | pg18 | mariadb; `ZERODOWN_BENCH_ARGS`: the benchmark's flags.
+#[test]
+#[ignore]
+fn bench_on_throwaway_server() {
+    let engine = std::env::var("ZERODOWN_BENCH_ENGINE").expect("ZERODOWN_BENCH_ENGINE");
+    let args: Vec<String> = std::env::var("ZERODOWN_BENCH_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let (_keep_pg, _keep_m, url);
+    if let Some(major) = engine.strip_prefix("pg") {
+        let major: u32 = major.parse().expect("pg<major>");
+        let pg = support::PgServer::start_dedicated(major).expect("PostgreSQL installed");
+        for setting in ["shared_buffers = '256MB'", "max_wal_size = '1GB'"] {
+            pg.admin(|c| c.batch_execute(&format!("ALTER SYSTEM SET {setting}")))
+                .unwrap();
+        }
+        pg.stop();
+        pg.start();
+        // The cached admin connection died with the old server: the first use finds out.
+        let _ = pg.admin(|c| c.simple_query("SELECT 1").map(|_| ()));
+        url = pg.fresh_database("zb").url().to_string();
+        eprintln!(
+            "PostgreSQL {major} in {} (log: {})",
+            pg.dir().display(),
+            pg.log_path().display()
+        );
+        _keep_pg = Some(pg);
+        _keep_m = None;
+    } else {
+        let m = support::MariaDbServer::start_dedicated(support::MariaDbOptions {
+            binlog: false,
+            extra_args: vec![
+                "--innodb-buffer-pool-size=512M".into(),
+                "--innodb-log-file-size=256M".into(),
+            ],
+        })
+        .expect("MariaDB installed");
+        url = m.fresh_database("zb").url().to_string();
+        eprintln!(
+            "MariaDB in {} (log: {})",
+            m.dir().display(),
+            m.log_path().display()
+        );
+        _keep_m = Some(m);
+        _keep_pg = None;
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
+        .args(&args)
+        .arg("--url")
+        .arg(&url)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
 
 #[test]
 fn every_scenario_runs_and_reports() {

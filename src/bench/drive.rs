@@ -64,6 +64,9 @@ pub enum Line {
         t: u64,
         attempt: u32,
         waited_ms: f64,
+        /// Who held the lock, as zerodown named it.
+        #[serde(default)]
+        blocker: String,
     },
     Note {
         t: u64,
@@ -125,6 +128,8 @@ pub struct DriveRequest {
     /// SQLite connection the child opens — zerodown's own — to measure a proposed engine change
     /// without editing the engine.
     pub sqlite_pragma: Option<String>,
+    /// MySQL/MariaDB: `--allow-copy` (a step that copies the table while writes wait).
+    pub allow_copy: bool,
 }
 
 impl DriveRequest {
@@ -154,6 +159,9 @@ impl DriveRequest {
             a.push("--sqlite-pragma".into());
             a.push(p.clone());
         }
+        if self.allow_copy {
+            a.push("--allow-copy".into());
+        }
         a
     }
 }
@@ -167,7 +175,8 @@ pub fn child_main(req: &DriveRequest) -> i32 {
             return 2;
         }
     };
-    if matches!(url, DatabaseUrl::Sqlite(_)) {
+    let sqlite = matches!(url, DatabaseUrl::Sqlite(_));
+    if sqlite {
         vfs::install();
         if let Some(p) = &req.sqlite_pragma
             && let Err(e) = pragma_on_open(p)
@@ -186,10 +195,12 @@ pub fn child_main(req: &DriveRequest) -> i32 {
         quiet_period: req.quiet_period,
         batch_time: req.batch_time,
         pause: req.pause,
+        allow_copy: req.allow_copy,
         ..Settings::default()
     };
     let cancel = AtomicBool::new(false);
-    let mut running: Option<(usize, String, u64)> = None;
+    // (index, label, WAL bytes at its start, whether it blocks writes)
+    let mut running: Option<(usize, String, u64, bool)> = None;
     let mut outside = HoldStats::default();
     let mut rows = 0i64;
     let mut batches = 0u64;
@@ -206,14 +217,26 @@ pub fn child_main(req: &DriveRequest) -> i32 {
                 label: label.clone(),
                 blocks_writes: step.lock.blocks_writes,
             });
-            running = Some((index, label, vfs::thread_bytes().0));
+            running = Some((index, label, vfs::thread_bytes().0, step.lock.blocks_writes));
         }
         Event::StepDone { index, elapsed } => {
-            let holds = vfs::take_thread_holds();
-            let (label, wal0) = match running.take() {
-                Some((i, l, w)) if i == index => (l, w),
-                _ => (format!("step {}", index + 1), vfs::thread_bytes().0),
+            let mut holds = vfs::take_thread_holds();
+            let (label, wal0, blocks) = match running.take() {
+                Some((i, l, w, b)) if i == index => (l, w, b),
+                _ => (format!("step {}", index + 1), vfs::thread_bytes().0, false),
             };
+            if !sqlite && blocks {
+                // PostgreSQL / MariaDB: zerodown's own timing of a step that takes a write-blocking
+                // lock is the statement's elapsed time (an upper bound: it includes waiting for the
+                // lock); the lock views cross-check it.
+                let ns = elapsed.as_nanos() as u64;
+                holds = HoldStats {
+                    count: 1,
+                    total_ns: ns,
+                    max_ns: ns,
+                    over_50ms: u64::from(ns > 50_000_000),
+                };
+            }
             say(&Line::Done {
                 t: mono_ns(),
                 index,
@@ -237,13 +260,16 @@ pub fn child_main(req: &DriveRequest) -> i32 {
             }
         }
         Event::LockRetry {
-            attempt, waited, ..
+            attempt,
+            waited,
+            blocker,
         } => {
             retries += 1;
             say(&Line::Retry {
                 t: mono_ns(),
                 attempt,
                 waited_ms: waited.as_secs_f64() * 1e3,
+                blocker,
             });
         }
         Event::Note(text) => say(&Line::Note { t: mono_ns(), text }),
@@ -423,10 +449,12 @@ mod tests {
             batch_time: None,
             pause: Some(Duration::ZERO),
             sqlite_pragma: None,
+            allow_copy: true,
         };
         let a = r.args().join(" ");
         assert!(a.contains("--quiet-period 2000000us"), "{a}");
         assert!(a.contains("--pause 0us"), "{a}");
         assert!(!a.contains("--batch-time"), "{a}");
+        assert!(a.ends_with("--allow-copy"), "{a}");
     }
 }

@@ -6,12 +6,15 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use zerodown::bench::{self, Options, Scenario, drive::DriveRequest, sqlite::SqliteTarget};
+use zerodown::bench::{
+    self, Options, Scenario, drive::DriveRequest, mariadb::MariaDbTarget, postgres::PgTarget,
+    sqlite::SqliteTarget, target::BenchTarget,
+};
 
 #[derive(Parser)]
 #[command(
     name = "zerodown-bench",
-    about = "What the application feels while zerodown adds a column, next to the naive way and the physical limit (SQLite)",
+    about = "What the application feels while zerodown adds a column, next to the naive way and the physical limit (SQLite, PostgreSQL, MariaDB)",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -33,7 +36,17 @@ struct RunArgs {
     /// Rows in the table (1000000 is the published size; 10000000 the large case).
     #[arg(long, default_value_t = 1_000_000)]
     rows: i64,
-    /// Scenarios to run, comma-separated: limit-update, limit-zerodown, zerodown, zerodown-noindex, naive.
+    /// A PostgreSQL or MariaDB server to run on: `postgres://user:pw@host:port/db` or
+    /// `mysql://user:pw@host:port/db`. The benchmark creates (and drops) databases named `<db>_…`
+    /// beside `db`, so the user needs CREATE DATABASE. Without it: SQLite, in --dir.
+    #[arg(long, env = "ZERODOWN_BENCH_URL", hide_env_values = true)]
+    url: Option<String>,
+    /// MariaDB: also run `zerodown-copy`, the lifecycle with the CHECK, which MariaDB 10.11 adds only
+    /// by copying the table (zerodown's --allow-copy).
+    #[arg(long)]
+    allow_copy: bool,
+    /// Scenarios to run, comma-separated: limit-update, limit-zerodown, zerodown, zerodown-noindex,
+    /// zerodown-copy, naive (default: the engine's usual set).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Open-loop rate as a fraction of the measured maximum.
@@ -106,6 +119,8 @@ struct DriveArgs {
     pause: Option<Duration>,
     #[arg(long)]
     sqlite_pragma: Option<String>,
+    #[arg(long)]
+    allow_copy: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -124,6 +139,7 @@ fn main() {
             batch_time: d.batch_time,
             pause: d.pause,
             sqlite_pragma: d.sqlite_pragma,
+            allow_copy: d.allow_copy,
         }));
     }
     std::process::exit(match run(cli.run) {
@@ -150,8 +166,38 @@ impl Drop for Dir {
 }
 
 fn run(a: RunArgs) -> Result<(), String> {
+    let dir = match &a.dir {
+        Some(d) => Dir {
+            path: d.clone(),
+            remove: false,
+        },
+        None => Dir {
+            path: std::env::temp_dir().join(format!("zerodown-bench-{}", std::process::id())),
+            remove: true,
+        },
+    };
+    let target: Box<dyn BenchTarget> = match a.url.as_deref() {
+        None => Box::new(SqliteTarget::new(&dir.path)),
+        Some(u) => match zerodown::DatabaseUrl::parse(u).map_err(|e| e.to_string())? {
+            zerodown::DatabaseUrl::Postgres(u) => Box::new(PgTarget::new(&u)?),
+            zerodown::DatabaseUrl::Mysql(u) => Box::new(MariaDbTarget::new(&u)?),
+            zerodown::DatabaseUrl::Sqlite(_) => {
+                return Err(
+                    "for SQLite give --dir (the benchmark makes its own database files), not --url"
+                        .into(),
+                );
+            }
+        },
+    };
     let scenarios = if a.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
+        let mut v = target.default_scenarios();
+        if a.allow_copy && !v.contains(&Scenario::ZerodownCopy) {
+            v.push(Scenario::ZerodownCopy);
+        }
+        Scenario::ALL
+            .into_iter()
+            .filter(|x| v.contains(x))
+            .collect()
     } else {
         let mut v = Vec::new();
         for s in &a.scenarios {
@@ -167,16 +213,6 @@ fn run(a: RunArgs) -> Result<(), String> {
             .into_iter()
             .filter(|x| v.contains(x))
             .collect()
-    };
-    let dir = match &a.dir {
-        Some(d) => Dir {
-            path: d.clone(),
-            remove: false,
-        },
-        None => Dir {
-            path: std::env::temp_dir().join(format!("zerodown-bench-{}", std::process::id())),
-            remove: true,
-        },
     };
     let opts = Options {
         rows: a.rows,
@@ -197,20 +233,28 @@ fn run(a: RunArgs) -> Result<(), String> {
         zd_sqlite_pragma: a.zd_sqlite_pragma,
         driver_exe: std::env::current_exe().map_err(|e| format!("finding myself: {e}"))?,
     };
-    let target = SqliteTarget::new(&dir.path);
-    let command: Vec<String> = std::env::args().collect();
+    let target = target.as_ref();
+    let command: Vec<String> = std::env::args()
+        .map(|a| {
+            if a.contains("://") {
+                zerodown::url::redact(&a)
+            } else {
+                a
+            }
+        })
+        .collect();
     let mut log = |s: String| eprintln!("{s}");
-    let reports = bench::run(&opts, &target, &mut log)?;
+    let reports = bench::run(&opts, target, &mut log)?;
     let mut out = String::new();
     out.push_str(&format!(
         "zerodown-bench — {}\nmachine: {}\nengine: {}\ncommand: {}\napplication: {} readers + {} writers, {}\n",
         env!("CARGO_PKG_VERSION"),
         bench::sys::machine(),
-        zerodown::bench::target::BenchTarget::label(&target),
+        target.label(),
         command.join(" "),
         opts.readers,
         opts.writers,
-        zerodown::bench::target::BenchTarget::app_settings(&target, opts.busy_timeout),
+        target.app_settings(opts.busy_timeout),
     ));
     out.push_str(&bench::render(&reports));
     let json: Vec<String> = reports
