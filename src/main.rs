@@ -128,11 +128,15 @@ struct Tuning {
     #[arg(long, value_parser = parse_duration)]
     lock_budget: Option<Duration>,
     /// Target time of one backfill batch; the batch size adapts to it [SQLite default: 5ms,
-    /// PostgreSQL 100ms].
+    /// PostgreSQL and MySQL/MariaDB 100ms]. An application write to a row of the current batch waits
+    /// up to this long.
     #[arg(long, value_parser = parse_duration)]
     batch_time: Option<Duration>,
-    /// Fixed rest between batches [PostgreSQL default: 0; SQLite default: adaptive — twice a batch's
-    /// lock hold while other connections write, a quarter of it otherwise, jittered].
+    /// Fixed rest between batches [PostgreSQL and MySQL/MariaDB default: 0; SQLite default: adaptive —
+    /// twice a batch's lock hold while other connections write, a quarter of it otherwise, jittered].
+    /// On a server with little spare CPU, a rest gives it back to the application: with a rest equal to
+    /// --batch-time the backfill takes about half the server's time (BENCHMARKS.md: PostgreSQL 15 on 2
+    /// cores at half its maximum load, p99 420 → 47 ms, backfill rate halved).
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
     /// PostgreSQL: timeout of one online index build (CREATE INDEX CONCURRENTLY), which waits for
