@@ -1,4 +1,4 @@
-//! The add-column lifecycle on real PostgreSQL 13, 15 and 18 (tests/support starts the servers): every rule
+//! The add-column lifecycle on real PostgreSQL 13, 15, 16, 17 and 18 (tests/support starts the servers): every rule
 //! the PostgreSQL planner relies on, proven on the server — relfilenode unchanged where a step claims
 //! catalog-only, the lock mode of each step seen in pg_locks — plus writers during the window, a long
 //! transaction in the way, rollback from each phase, and bad input.
@@ -26,6 +26,14 @@ macro_rules! on_each_major {
             #[test]
             fn pg15() {
                 super::$f(15)
+            }
+            #[test]
+            fn pg16() {
+                super::$f(16)
+            }
+            #[test]
+            fn pg17() {
+                super::$f(17)
             }
             #[test]
             fn pg18() {

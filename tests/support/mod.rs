@@ -51,8 +51,8 @@ pub fn pg_debian() -> Option<&'static PgServer> {
     }
 }
 
-/// The majors most tests cover: Debian's (15 on Debian 12) and 18 from npm. (13, the oldest supported,
-/// also from npm, runs the lifecycle tests.)
+/// The majors most tests cover: Debian's (15 on Debian 12) and 18 from npm. (13, 16 and 17, also from
+/// npm, run the lifecycle tests.)
 pub fn pg_majors() -> Vec<u32> {
     let mut majors = vec![pg::debian_major().unwrap_or(15), pg::NPM_MAJOR];
     majors.dedup();
