@@ -250,23 +250,8 @@ fn every_scenario_runs_and_reports() {
     let json = dir.path().join("report.jsonl");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
-        .args([
-            "--rows",
-            "3000",
-            "--calibrate",
-            "300ms",
-            "--load",
-            "0.1",
-            "--baseline",
-            "400ms",
-            "--after",
-            "300ms",
-            "--deploy",
-            "100ms",
-            "--quiet-period",
-            "200ms",
-            "--dir",
-        ])
+        .args(TINY)
+        .arg("--dir")
         .arg(dir.path().join("db"))
         .arg("--json")
         .arg(&json)

@@ -648,13 +648,10 @@ fn check_after_reconnect(db: &MariaDbTestDb, ledger: &Ledger) {
     assert_eq!(lost_writes(&mut c, ledger), 0);
 }
 
-#[test]
-fn killing_zerodowns_connections_mid_backfill_reconnects() {
-    let Some(server) = support::mariadb() else {
-        return;
-    };
-    let db = server.fresh_database("kill_conn");
-    let app_url = setup(&db, ROWS);
+/// A slow `start` under the application's writers, hit by `fault` mid-backfill: zerodown must say it
+/// reconnected, finish in-process, and pass the oracles. Returns the spec's directory and file.
+fn reconnects_through(db: &MariaDbTestDb, fault: impl FnOnce()) -> (tempfile::TempDir, String) {
+    let app_url = setup(db, ROWS);
     let dir = tempfile::tempdir().unwrap();
     let file = write_spec(&dir);
     let (stop, ledger) = (
@@ -667,20 +664,31 @@ fn killing_zerodowns_connections_mid_backfill_reconnects() {
         Arc::new(AtomicBool::new(false)),
         ledger.clone(),
     );
-    let child = slow_start(&db, &file);
-    let mut c = db.connect();
-    assert_eq!(
-        kill_recorded(&mut c),
-        2,
-        "zerodown's connection and its driver-lock session"
-    );
+    let child = slow_start(db, &file);
+    fault();
     let text = finish_child(child);
     assert!(text.contains("connected again"), "{text}");
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.join().unwrap();
     }
-    check_after_reconnect(&db, &ledger.lock().unwrap());
+    check_after_reconnect(db, &ledger.lock().unwrap());
+    (dir, file)
+}
+
+#[test]
+fn killing_zerodowns_connections_mid_backfill_reconnects() {
+    let Some(server) = support::mariadb() else {
+        return;
+    };
+    let db = server.fresh_database("kill_conn");
+    reconnects_through(&db, || {
+        assert_eq!(
+            kill_recorded(&mut db.connect()),
+            2,
+            "zerodown's connection and its driver-lock session"
+        );
+    });
 }
 
 /// A fresh database whose migration `0042_tier` has been started (backfilled) from the CLI.
@@ -723,28 +731,7 @@ fn a_server_restart_mid_backfill_reconnects() {
         return;
     };
     let db = server.fresh_database("restart");
-    let app_url = setup(&db, ROWS);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_spec(&dir);
-    let (stop, ledger) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Mutex::new(Ledger::default())),
-    );
-    let writers = spawn_writers(
-        app_url,
-        stop.clone(),
-        Arc::new(AtomicBool::new(false)),
-        ledger.clone(),
-    );
-    let child = slow_start(&db, &file);
-    server.restart();
-    let text = finish_child(child);
-    assert!(text.contains("connected again"), "{text}");
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.join().unwrap();
-    }
-    check_after_reconnect(&db, &ledger.lock().unwrap());
+    let (_dir, file) = reconnects_through(&db, || server.restart());
     // And a re-run after the restart finds nothing left to do.
     let text = run_to_end(db.url(), &["start", &file]);
     assert!(text.contains("already backfilled"), "{text}");
