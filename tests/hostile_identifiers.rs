@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use zerodown::spec::{AddColumn, Migration, Operation};
+use zerodown::spec::{AddColumn, Migration};
 use zerodown::{DatabaseUrl, Settings, StartOutcome};
 
 /// One set of names for a run: the table, its key, the column the backfill reads and the new column.
@@ -71,21 +71,17 @@ trait Db {
 }
 
 fn migration(name: &str, n: &Names, db: &dyn Db) -> Migration {
-    Migration {
-        name: name.into(),
-        operation: Operation::AddColumn(AddColumn {
-            table: n.table.clone(),
-            column: n.column.clone(),
-            data_type: db.int_type().into(),
+    Migration::adding(
+        name,
+        AddColumn {
             not_null: true,
             default: Some("0".into()),
             backfill: Some(format!("{} * 2", db.quote(&n.source))),
             check: Some(format!("{} >= 0", db.quote(&n.column))),
-            unique: false,
             index: true,
-            references: None,
-        }),
-    }
+            ..AddColumn::new(&n.table, &n.column, db.int_type())
+        },
+    )
 }
 
 fn quiet() -> Settings {

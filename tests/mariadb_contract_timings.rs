@@ -14,7 +14,7 @@ use mysql::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use zerodown::spec::{AddColumn, Migration, Operation, Reference};
+use zerodown::spec::{AddColumn, Migration, Reference};
 use zerodown::{DatabaseUrl, Event, Settings};
 
 const TIER_EXPR: &str = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END";
@@ -27,23 +27,9 @@ fn rows() -> i64 {
 }
 
 fn migration(name: &str, f: impl FnOnce(&mut AddColumn)) -> Migration {
-    let mut a = AddColumn {
-        table: "accounts".into(),
-        column: String::new(),
-        data_type: "varchar(20)".into(),
-        not_null: false,
-        default: None,
-        backfill: None,
-        check: None,
-        unique: false,
-        index: false,
-        references: None,
-    };
+    let mut a = AddColumn::new("accounts", name, "varchar(20)");
     f(&mut a);
-    Migration {
-        name: name.into(),
-        operation: Operation::AddColumn(a),
-    }
+    Migration::adding(name, a)
 }
 
 /// One measured step: what it is, the SQL's algorithm/lock clause, when it ran and for how long.
@@ -173,19 +159,16 @@ fn each_step_runs_as_planned_and_writes_keep_flowing() {
     };
     let migrations = [
         migration("tier", |a| {
-            a.column = "tier".into();
             a.not_null = true;
             a.backfill = Some(TIER_EXPR.into());
             a.default = Some("'standard'".into());
             a.index = true;
         }),
         migration("tier_checked", |a| {
-            a.column = "tier_checked".into();
             a.backfill = Some(TIER_EXPR.into());
             a.check = Some("tier_checked IN ('gold', 'standard')".into());
         }),
         migration("tier_ref", |a| {
-            a.column = "tier_ref".into();
             a.backfill = Some(TIER_EXPR.into());
             a.references = Some(Reference {
                 table: "tiers".into(),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::MariaDbTestDb;
-use zerodown::spec::{AddColumn, Migration, Operation};
+use zerodown::spec::{AddColumn, Migration};
 use zerodown::{DatabaseUrl, Event, Settings, StartOutcome, Status};
 
 const TIER_EXPR: &str = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END";
@@ -42,23 +42,9 @@ fn url(db: &MariaDbTestDb) -> DatabaseUrl {
 }
 
 fn migration(name: &str, f: impl FnOnce(&mut AddColumn)) -> Migration {
-    let mut a = AddColumn {
-        table: "accounts".into(),
-        column: "c".into(),
-        data_type: "varchar(20)".into(),
-        not_null: false,
-        default: None,
-        backfill: None,
-        check: None,
-        unique: false,
-        index: false,
-        references: None,
-    };
+    let mut a = AddColumn::new("accounts", "c", "varchar(20)");
     f(&mut a);
-    Migration {
-        name: name.into(),
-        operation: Operation::AddColumn(a),
-    }
+    Migration::adding(name, a)
 }
 
 fn tier_migration() -> Migration {

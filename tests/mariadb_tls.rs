@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use zerodown::engine::mysql::MySql;
-use zerodown::spec::{AddColumn, Migration, Operation};
+use zerodown::spec::{AddColumn, Migration};
 use zerodown::{DatabaseUrl, Settings, StartOutcome};
 
 /// The session's cipher: empty in plain text.
@@ -141,21 +141,16 @@ fn ssl_modes_on_a_server_with_tls_and_the_lifecycle_over_it() {
          INSERT INTO accounts (balance) SELECT seq * 37 FROM seq_1_to_3000",
     )
     .unwrap();
-    let m = Migration {
-        name: "0042_tier".into(),
-        operation: Operation::AddColumn(AddColumn {
-            table: "accounts".into(),
-            column: "tier".into(),
-            data_type: "varchar(20)".into(),
+    let m = Migration::adding(
+        "0042_tier",
+        AddColumn {
             not_null: true,
             default: Some("'standard'".into()),
             backfill: Some("CASE WHEN balance > 50000 THEN 'gold' ELSE 'standard' END".into()),
-            check: None,
-            unique: false,
             index: true,
-            references: None,
-        }),
-    };
+            ..AddColumn::new("accounts", "tier", "varchar(20)")
+        },
+    );
     let settings = Settings {
         quiet_period: Some(Duration::ZERO),
         batch_time: Some(Duration::from_millis(10)),

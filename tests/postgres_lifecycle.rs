@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::PgTestDb;
 use zerodown::plan::Action;
-use zerodown::spec::{AddColumn, Dialect, Migration, Operation};
+use zerodown::spec::{AddColumn, Dialect, Migration};
 use zerodown::{DatabaseUrl, Event, Settings, StartOutcome, Status};
 
 /// Runs `$f(major)` as one test per PostgreSQL major: `$f::pg15`, `$f::pg18`.
@@ -69,23 +69,9 @@ fn url(db: &PgTestDb) -> DatabaseUrl {
 }
 
 fn migration(name: &str, f: impl FnOnce(&mut AddColumn)) -> Migration {
-    let mut a = AddColumn {
-        table: "accounts".into(),
-        column: "c".into(),
-        data_type: "text".into(),
-        not_null: false,
-        default: None,
-        backfill: None,
-        check: None,
-        unique: false,
-        index: false,
-        references: None,
-    };
+    let mut a = AddColumn::new("accounts", "c", "text");
     f(&mut a);
-    Migration {
-        name: name.into(),
-        operation: Operation::AddColumn(a),
-    }
+    Migration::adding(name, a)
 }
 
 fn tier_migration() -> Migration {

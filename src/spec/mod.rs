@@ -64,6 +64,35 @@ pub struct AddColumn {
     pub references: Option<Reference>,
 }
 
+impl AddColumn {
+    /// A plain nullable column with nothing else set: the starting point for migrations built in code.
+    pub fn new(table: &str, column: &str, data_type: &str) -> AddColumn {
+        AddColumn {
+            table: table.into(),
+            column: column.into(),
+            data_type: data_type.into(),
+            not_null: false,
+            default: None,
+            backfill: None,
+            check: None,
+            unique: false,
+            index: false,
+            references: None,
+        }
+    }
+}
+
+impl Migration {
+    /// A named migration adding `add`, built in code rather than read from a file. The name is not
+    /// checked here (see [`validate_name`]).
+    pub fn adding(name: &str, add: AddColumn) -> Migration {
+        Migration {
+            name: name.into(),
+            operation: Operation::AddColumn(add),
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

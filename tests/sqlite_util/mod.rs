@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use zerodown::spec::{AddColumn, Migration, Operation};
+use zerodown::spec::{AddColumn, Migration};
 use zerodown::{DatabaseUrl, Event, Settings, StartOutcome};
 
 pub struct TestDb {
@@ -15,23 +15,9 @@ pub struct TestDb {
 }
 
 pub fn migration(name: &str, f: impl FnOnce(&mut AddColumn)) -> Migration {
-    let mut a = AddColumn {
-        table: "accounts".into(),
-        column: "c".into(),
-        data_type: "text".into(),
-        not_null: false,
-        default: None,
-        backfill: None,
-        check: None,
-        unique: false,
-        index: false,
-        references: None,
-    };
+    let mut a = AddColumn::new("accounts", "c", "text");
     f(&mut a);
-    Migration {
-        name: name.into(),
-        operation: Operation::AddColumn(a),
-    }
+    Migration::adding(name, a)
 }
 
 /// The design's running example as a user writes it: a derived NOT NULL column with a check, a default
