@@ -139,6 +139,18 @@ struct Tuning {
     /// cores at half its maximum load, p99 420 → 47 ms, backfill rate halved).
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
+    /// Rest after each batch this many times the batch's own time, on top of --pause [default: 0].
+    /// gh-ost's nice ratio: 1 gives the server half its time back at every load, busy or not.
+    #[arg(long, value_parser = zerodown::run::throttle::parse_nice)]
+    nice: Option<f64>,
+    /// PostgreSQL and MySQL/MariaDB: rest the backfill while more than this many other sessions are
+    /// running statements (MySQL's Threads_running; PostgreSQL's active sessions in pg_stat_activity,
+    /// which needs pg_read_all_stats to see other roles' sessions). `auto` [the default] counts them
+    /// for a fifth of a second as the backfill begins and rests above half as many again (at least
+    /// one more): at a steady request rate more statements in flight means slower statements. A
+    /// number sets the limit; `off` never rests for load.
+    #[arg(long, value_name = "N|auto|off")]
+    max_load: Option<zerodown::engine::MaxLoad>,
     /// PostgreSQL: timeout of one online index build (CREATE INDEX CONCURRENTLY), which waits for
     /// every older transaction [default: 1h].
     #[arg(long, value_parser = parse_duration)]
@@ -184,6 +196,8 @@ fn settings(t: &Tuning) -> Settings {
         lock_budget: t.lock_budget,
         batch_time: t.batch_time,
         pause: t.pause,
+        nice: t.nice,
+        max_load: t.max_load,
         build_timeout: t.build_timeout,
         allow_copy: t.allow_copy,
         ..Settings::default()
@@ -195,6 +209,8 @@ struct Reporter {
     bar: Option<ProgressBar>,
     tty: bool,
     last_line: std::time::Instant,
+    /// Time the backfill has rested for load so far, shown with its progress.
+    rested: Duration,
 }
 
 impl Reporter {
@@ -203,6 +219,15 @@ impl Reporter {
             bar: None,
             tty: std::io::stderr().is_terminal(),
             last_line: std::time::Instant::now() - Duration::from_secs(60),
+            rested: Duration::ZERO,
+        }
+    }
+
+    fn rested_note(&self) -> String {
+        if self.rested.is_zero() {
+            String::new()
+        } else {
+            format!(", rested for load {:.0?}", self.rested)
         }
     }
 
@@ -246,6 +271,7 @@ impl Reporter {
                 eta,
                 batch_size,
             } => {
+                let rested = self.rested_note();
                 if self.tty {
                     let bar = self.bar.get_or_insert_with(|| {
                         let b = ProgressBar::new(total as u64);
@@ -260,18 +286,19 @@ impl Reporter {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
                     bar.set_message(format!(
-                        "{:.0} rows/s, ETA {}, batch {batch_size}",
+                        "{:.0} rows/s, ETA {}, batch {batch_size}{}",
                         rows_per_sec,
                         eta.map(
                             |d| humantime::format_duration(Duration::from_secs(d.as_secs()))
                                 .to_string()
                         )
-                        .unwrap_or_else(|| "?".into())
+                        .unwrap_or_else(|| "?".into()),
+                        rested
                     ));
                 } else if self.last_line.elapsed() >= Duration::from_secs(2) || done >= total {
                     self.last_line = std::time::Instant::now();
                     eprintln!(
-                        "      {done}/{total} rows ({:.1}%), {:.0} rows/s, ETA {}",
+                        "      {done}/{total} rows ({:.1}%), {:.0} rows/s, ETA {}{}",
                         if total > 0 {
                             100.0 * done as f64 / total as f64
                         } else {
@@ -279,10 +306,26 @@ impl Reporter {
                         },
                         rows_per_sec,
                         eta.map(|d| format!("{}s", d.as_secs()))
-                            .unwrap_or_else(|| "?".into())
+                            .unwrap_or_else(|| "?".into()),
+                        rested
                     );
                 }
             }
+            Event::Throttle {
+                running,
+                limit,
+                rested: Some(d),
+            } => {
+                self.rested += d;
+                // Short rests are the throttle at work and show in the progress line; a long one
+                // deserves its own line.
+                if d >= Duration::from_secs(5) {
+                    self.say(&format!(
+                        "      rested {d:.0?} while the server was busy; {running:.1} other sessions running now (max-load {limit:.1})"
+                    ));
+                }
+            }
+            Event::Throttle { .. } => {}
             Event::Note(n) => self.say(&format!("note: {n}")),
         }
     }

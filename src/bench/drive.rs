@@ -6,7 +6,7 @@
 
 use super::sys::{mono_ns, self_cpu, self_status_kb};
 use super::vfs::{self, HoldStats};
-use crate::engine::{Event, Settings};
+use crate::engine::{Event, MaxLoad, Settings};
 use crate::plan::{Action, Phase, Step};
 use crate::spec::Migration;
 use crate::url::DatabaseUrl;
@@ -85,6 +85,11 @@ pub enum Line {
         backfill_rows: i64,
         batches: u64,
         lock_retries: u64,
+        /// Time the backfill rested because the server was busier than --max-load, and how often.
+        #[serde(default)]
+        rested_s: f64,
+        #[serde(default)]
+        rests: u64,
     },
 }
 
@@ -124,6 +129,9 @@ pub struct DriveRequest {
     pub quiet_period: Option<Duration>,
     pub batch_time: Option<Duration>,
     pub pause: Option<Duration>,
+    /// zerodown's --nice and --max-load, when not its defaults.
+    pub nice: Option<f64>,
+    pub max_load: Option<MaxLoad>,
     /// An experiment, not zerodown's behaviour: a PRAGMA (e.g. `synchronous = NORMAL`) run on every
     /// SQLite connection the child opens — zerodown's own — to measure a proposed engine change
     /// without editing the engine.
@@ -154,6 +162,14 @@ impl DriveRequest {
                 a.push(flag.into());
                 a.push(format!("{}us", d.as_micros()));
             }
+        }
+        if let Some(n) = self.nice {
+            a.push("--nice".into());
+            a.push(n.to_string());
+        }
+        if let Some(m) = self.max_load {
+            a.push("--max-load".into());
+            a.push(m.to_string());
         }
         if let Some(p) = &self.sqlite_pragma {
             a.push("--sqlite-pragma".into());
@@ -195,6 +211,8 @@ pub fn child_main(req: &DriveRequest) -> i32 {
         quiet_period: req.quiet_period,
         batch_time: req.batch_time,
         pause: req.pause,
+        nice: req.nice,
+        max_load: req.max_load,
         allow_copy: req.allow_copy,
         ..Settings::default()
     };
@@ -206,6 +224,8 @@ pub fn child_main(req: &DriveRequest) -> i32 {
     let mut batches = 0u64;
     let mut retries = 0u64;
     let mut last_progress = 0u64;
+    let mut rested = Duration::ZERO;
+    let mut rests = 0u64;
     vfs::take_thread_holds();
     let mut emit = |e: Event| match e {
         Event::StepStarted { index, step, .. } => {
@@ -272,6 +292,13 @@ pub fn child_main(req: &DriveRequest) -> i32 {
                 blocker,
             });
         }
+        Event::Throttle {
+            rested: Some(d), ..
+        } => {
+            rested += d;
+            rests += 1;
+        }
+        Event::Throttle { .. } => {}
         Event::Note(text) => say(&Line::Note { t: mono_ns(), text }),
     };
     let result = match req.verb.as_str() {
@@ -296,6 +323,8 @@ pub fn child_main(req: &DriveRequest) -> i32 {
         backfill_rows: rows,
         batches,
         lock_retries: retries,
+        rested_s: rested.as_secs_f64(),
+        rests,
     });
     if result.is_ok() { 0 } else { 1 }
 }
@@ -448,10 +477,13 @@ mod tests {
             quiet_period: Some(Duration::from_secs(2)),
             batch_time: None,
             pause: Some(Duration::ZERO),
+            nice: Some(0.5),
+            max_load: Some(MaxLoad::Sessions(8)),
             sqlite_pragma: None,
             allow_copy: true,
         };
         let a = r.args().join(" ");
+        assert!(a.contains("--nice 0.5 --max-load 8"), "{a}");
         assert!(a.contains("--quiet-period 2000000us"), "{a}");
         assert!(a.contains("--pause 0us"), "{a}");
         assert!(!a.contains("--batch-time"), "{a}");

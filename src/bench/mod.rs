@@ -141,6 +141,9 @@ pub struct Options {
     /// zerodown's --batch-time and --pause, when not its defaults.
     pub batch_time: Option<Duration>,
     pub pause: Option<Duration>,
+    /// zerodown's --nice and --max-load, when not its defaults.
+    pub nice: Option<f64>,
+    pub max_load: Option<crate::engine::MaxLoad>,
     /// Experiment: a PRAGMA run on zerodown's own SQLite connection (see [`DriveRequest::sqlite_pragma`]).
     pub zd_sqlite_pragma: Option<String>,
     /// The program that runs zerodown's part (`<exe> drive …`).
@@ -165,6 +168,8 @@ impl Default for Options {
             busy_timeout: Duration::from_secs(5),
             batch_time: None,
             pause: None,
+            nice: None,
+            max_load: None,
             zd_sqlite_pragma: None,
             driver_exe: PathBuf::new(),
         }
@@ -245,6 +250,10 @@ pub struct ScenarioReport {
     /// Machine CPU idle over the whole scenario, all cores.
     pub cpu_idle_pct: Option<f64>,
     pub lock_retries: Option<u64>,
+    /// Time zerodown's backfill rested because the server was busier than its --max-load, and how
+    /// many times.
+    pub rested_s: Option<f64>,
+    pub rests: Option<u64>,
     pub errors: BTreeMap<String, u64>,
     /// Operations scheduled but never issued by the time the load stopped.
     pub unissued_ops: u64,
@@ -422,6 +431,8 @@ fn request(
         quiet_period: Some(opts.quiet_period),
         batch_time: opts.batch_time,
         pause: opts.pause,
+        nice: opts.nice,
+        max_load: opts.max_load,
         sqlite_pragma: opts.zd_sqlite_pragma.clone(),
     }
 }
@@ -436,6 +447,8 @@ struct ZdFold {
     rss: u64,
     cpu: f64,
     retries: u64,
+    rested_s: f64,
+    rests: u64,
     backfill: Option<(i64, f64)>,
 }
 
@@ -467,6 +480,8 @@ impl ZdFold {
             holds_outside,
             backfill_rows,
             lock_retries,
+            rested_s,
+            rests,
             ..
         }) = run.end()
         {
@@ -477,6 +492,8 @@ impl ZdFold {
             self.rss = self.rss.max(*vmhwm_kb);
             self.cpu += cpu_s;
             self.retries += lock_retries;
+            self.rested_s += rested_s;
+            self.rests += rests;
             if let Some(b) = &mut self.backfill
                 && b.0 == 0
             {
@@ -493,6 +510,8 @@ impl ZdFold {
         r.peak_rss_kb = Some(self.rss);
         r.zerodown_cpu_s = Some(self.cpu);
         r.lock_retries = Some(self.retries);
+        r.rested_s = Some(self.rested_s);
+        r.rests = Some(self.rests);
         if let Some((rows, secs)) = self.backfill {
             r.backfill_rows = Some(rows);
             r.backfill_s = Some(secs);
@@ -985,10 +1004,12 @@ pub fn render(reports: &[ScenarioReport]) -> String {
         }
         if let Some(kb) = r.peak_rss_kb {
             facts.push(format!(
-                "zerodown peak RSS {:.1} MB, CPU {:.1}s, lock retries {}",
+                "zerodown peak RSS {:.1} MB, CPU {:.1}s, lock retries {}, rested for load {:.1}s ({} times)",
                 kb as f64 / 1024.0,
                 r.zerodown_cpu_s.unwrap_or(0.0),
-                r.lock_retries.unwrap_or(0)
+                r.lock_retries.unwrap_or(0),
+                r.rested_s.unwrap_or(0.0),
+                r.rests.unwrap_or(0)
             ));
         }
         if let (Some(app), Some(other)) = (r.app_cpu_s, r.other_cpu_s) {

@@ -10,6 +10,8 @@ use zerodown::bench::{
     self, Options, Scenario, drive::DriveRequest, mariadb::MariaDbTarget, postgres::PgTarget,
     sqlite::SqliteTarget, target::BenchTarget,
 };
+use zerodown::engine::MaxLoad;
+use zerodown::run::throttle::parse_nice;
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +90,12 @@ struct RunArgs {
     /// zerodown --pause (default: zerodown's adaptive pause).
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
+    /// zerodown --nice: rest after each batch this many times its own time (default: zerodown's).
+    #[arg(long, value_parser = parse_nice)]
+    nice: Option<f64>,
+    /// zerodown --max-load: a number of other running sessions, `auto` or `off` (default: zerodown's).
+    #[arg(long)]
+    max_load: Option<MaxLoad>,
     /// Experiment: run `PRAGMA <this>` on zerodown's own SQLite connection (e.g. "synchronous = NORMAL"),
     /// to measure a proposed engine change; not zerodown's behaviour.
     #[arg(long)]
@@ -117,6 +125,10 @@ struct DriveArgs {
     batch_time: Option<Duration>,
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
+    #[arg(long, value_parser = parse_nice)]
+    nice: Option<f64>,
+    #[arg(long)]
+    max_load: Option<MaxLoad>,
     #[arg(long)]
     sqlite_pragma: Option<String>,
     #[arg(long)]
@@ -138,6 +150,8 @@ fn main() {
             quiet_period: d.quiet_period,
             batch_time: d.batch_time,
             pause: d.pause,
+            nice: d.nice,
+            max_load: d.max_load,
             sqlite_pragma: d.sqlite_pragma,
             allow_copy: d.allow_copy,
         }));
@@ -230,6 +244,8 @@ fn run(a: RunArgs) -> Result<(), String> {
         busy_timeout: a.busy_timeout,
         batch_time: a.batch_time,
         pause: a.pause,
+        nice: a.nice,
+        max_load: a.max_load,
         zd_sqlite_pragma: a.zd_sqlite_pragma,
         driver_exe: std::env::current_exe().map_err(|e| format!("finding myself: {e}"))?,
     };

@@ -9,6 +9,7 @@ pub mod sqlite;
 
 use crate::error::Result;
 use crate::plan::{Plan, Step};
+pub use crate::run::throttle::MaxLoad;
 use crate::spec::Migration;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -79,6 +80,10 @@ pub struct Settings {
     pub batch_time: Option<Duration>,
     /// `None`: adaptive where the engine supports it.
     pub pause: Option<Duration>,
+    /// Rest after each batch as a multiple of the batch's own time, on top of `pause`.
+    pub nice: Option<f64>,
+    /// Server engines: pause the backfill while more other sessions run statements than this.
+    pub max_load: Option<MaxLoad>,
     pub quiet_period: Option<Duration>,
     /// PostgreSQL: the timeout of one online index build (`CREATE INDEX CONCURRENTLY`), which waits
     /// for every older transaction and must not run under the short lock timeout.
@@ -103,6 +108,8 @@ pub struct Defaults {
     pub step_gap: Duration,
     /// Rest between backfill batches; `None`: adaptive (SQLite, whose writers poll for its one lock).
     pub pause: Option<Duration>,
+    pub nice: f64,
+    pub max_load: MaxLoad,
 }
 
 /// A migration's row in the engine's state table.
@@ -218,6 +225,13 @@ pub enum Event {
         eta: Option<Duration>,
         batch_size: i64,
     },
+    /// The backfill rests because more other sessions are running statements than `limit` allows;
+    /// `rested` is set when it goes on.
+    Throttle {
+        running: f64,
+        limit: f64,
+        rested: Option<Duration>,
+    },
     Note(String),
 }
 
@@ -252,6 +266,11 @@ pub trait Engine {
     fn request_cancel(&mut self, id: i64, on: bool) -> Result<()>;
     fn add_timing(&mut self, id: i64, phase: &str, seconds: f64) -> Result<()>;
     fn heartbeat(&mut self, id: i64) -> Result<()>;
+    /// How many other sessions are running a statement right now (not zerodown's own), for
+    /// `--max-load`; `None` where the engine has no such view (SQLite: one writer at a time anyway).
+    fn running_sessions(&mut self) -> Result<Option<u32>> {
+        Ok(None)
+    }
 
     /// Runs a step's SQL under the lock guard and records `next_step = index + 1` in the same
     /// transaction where the engine allows.

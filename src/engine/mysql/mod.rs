@@ -14,7 +14,7 @@ pub use session::{lock_name as driver_lock_name, stale_after};
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
-    Settings, StateRow, Status, TableSchema, Trigger,
+    MaxLoad, Settings, StateRow, Status, TableSchema, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::plan::{Action, Plan};
@@ -1069,6 +1069,8 @@ impl Engine for MySql {
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
+            nice: 0.0,
+            max_load: MaxLoad::Auto,
         }
     }
 
@@ -1395,6 +1397,38 @@ impl Engine for MySql {
             ],
         )
         .map(|_| ())
+    }
+
+    /// Connections running a statement that began less than a second ago (the application's
+    /// traffic, not a long report), from the process list — when this user sees every connection
+    /// (PROCESS privilege). Otherwise `Threads_running`, which needs no privilege but counts long
+    /// statements too (gh-ost's and pt-online-schema-change's load gauge). Less this session.
+    fn running_sessions(&mut self) -> Result<Option<u32>> {
+        let (visible, connected, short, running) =
+            self.with_conn("counting the sessions running statements", |c| {
+                let seen: Option<(i64, i64)> = c.query_first(
+                    "SELECT COUNT(*), COALESCE(SUM(COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID') AND TIME < 1), 0) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
+                )?;
+                let status = |c: &mut Conn, name: &str| -> std::result::Result<i64, mysql::Error> {
+                    let row: Option<(String, String)> =
+                        c.query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))?;
+                    Ok(row.and_then(|(_, v)| v.parse().ok()).unwrap_or(0))
+                };
+                let (visible, short) = seen.unwrap_or((0, 0));
+                Ok((
+                    visible,
+                    status(c, "Threads_connected")?,
+                    short,
+                    status(c, "Threads_running")?,
+                ))
+            })?;
+        // Threads_connected counts this session; the process list above does not.
+        let n = if visible + 1 >= connected {
+            short
+        } else {
+            running - 1
+        };
+        Ok(Some(n.clamp(0, i64::from(u32::MAX)) as u32))
     }
 
     /// DDL commits at once on MySQL/MariaDB: each statement runs guarded, then the step is recorded;

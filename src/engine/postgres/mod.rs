@@ -11,7 +11,7 @@ pub use rules::{PgEnv, PgReference, build_plan};
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
-    Settings, StateRow, Status, TableSchema, Trigger,
+    MaxLoad, Settings, StateRow, Status, TableSchema, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::plan::{DefaultKind, Plan, Volatility};
@@ -1044,6 +1044,8 @@ impl Engine for Postgres {
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
+            nice: 0.0,
+            max_load: MaxLoad::Auto,
         }
     }
 
@@ -1264,6 +1266,30 @@ impl Engine for Postgres {
             ),
             &[&run_id, &id],
         )
+    }
+
+    /// Client sessions in `pg_stat_activity` running a statement that began less than a second
+    /// ago (the application's traffic, not a long report), less zerodown's own (named by
+    /// `application_name`). Sessions of other roles show no state without pg_read_all_stats, and so
+    /// count as idle: the limit then watches only what this role can see.
+    fn running_sessions(&mut self) -> Result<Option<u32>> {
+        let sql = "SELECT count(*) FROM pg_catalog.pg_stat_activity
+             WHERE state = 'active' AND backend_type = 'client backend'
+               AND query_start > pg_catalog.clock_timestamp() - interval '1 second'
+               AND pid <> pg_catalog.pg_backend_pid()
+               AND coalesce(application_name, '') NOT LIKE 'zerodown %'";
+        let count = |c: &mut Client| c.query_one(sql, &[]);
+        let row = match count(&mut self.client) {
+            Err(e) if is_disconnect(&self.client, &e) => {
+                self.reconnect()?;
+                count(&mut self.client)
+            }
+            r => r,
+        }
+        .map_err(|e| self.db_err("counting the sessions running statements", &e))?;
+        Ok(Some(
+            row.get::<_, i64>(0).clamp(0, i64::from(u32::MAX)) as u32
+        ))
     }
 
     fn run_ddl(
