@@ -123,6 +123,25 @@ fn assert_server_run(engine: &str, lines: &[Value], expect: &[&str]) {
         "{engine}: {naive}"
     );
     assert_eq!(naive["mismatched_rows"], 0, "{engine}: {naive}");
+    // One ALTER that rewrites the table, then the index; the generated column computes every value, and
+    // no application error shows the application never wrote the column (the column would refuse it).
+    let rewrite = by("naive-rewrite");
+    assert!(rewrite["failure"].is_null(), "{engine}: {rewrite}");
+    assert_eq!(
+        rewrite["steps"].as_array().unwrap().len(),
+        2,
+        "{engine}: {rewrite}"
+    );
+    assert_eq!(rewrite["mismatched_rows"], 0, "{engine}: {rewrite}");
+    assert_eq!(
+        rewrite["errors"],
+        serde_json::json!({}),
+        "{engine}: {rewrite}"
+    );
+    assert!(
+        rewrite["during"]["ops"].as_u64().unwrap() > 0,
+        "{engine}: {rewrite}"
+    );
 }
 
 fn server_args(url: &str, extra: &[&str]) -> Vec<String> {
@@ -147,7 +166,13 @@ fn postgres_15_runs_and_reports() {
     assert_server_run(
         "PostgreSQL 15",
         &lines,
-        &["limit-update", "limit-zerodown", "zerodown", "naive"],
+        &[
+            "limit-update",
+            "limit-zerodown",
+            "zerodown",
+            "naive",
+            "naive-rewrite",
+        ],
     );
 }
 
@@ -170,6 +195,7 @@ fn mariadb_runs_and_reports_with_the_copy_variant() {
             "zerodown",
             "zerodown-copy",
             "naive",
+            "naive-rewrite",
         ],
     );
     // Without the CHECK zerodown never copies; with it, the copy is the one long lock.
@@ -350,6 +376,27 @@ fn every_scenario_runs_and_reports() {
     assert!(naive["failure"].is_null(), "{naive}");
     assert_eq!(naive["steps"].as_array().unwrap().len(), 5, "{naive}");
     assert_eq!(naive["mismatched_rows"], 0, "{naive}");
+}
+
+/// SQLite cannot add a STORED generated column by ALTER TABLE: asking for `naive-rewrite` there is a
+/// clear error before anything is loaded.
+#[test]
+fn sqlite_refuses_naive_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
+        .args(TINY)
+        .args(["--scenarios", "naive,naive-rewrite", "--dir"])
+        .arg(dir.path().join("db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("scenario naive-rewrite runs on PostgreSQL and MariaDB only")
+            && stderr.contains("cannot add a STORED generated column on SQLite"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("loading"), "{stderr}");
 }
 
 /// The measuring VFS counts WAL bytes and write-lock holds per thread (it becomes the process's

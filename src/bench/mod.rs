@@ -7,7 +7,9 @@
 //! - `zerodown`: the full lifecycle (derived NOT NULL column, CHECK, default, index) under open-loop load;
 //! - `zerodown-noindex`: the same without the index (SQLite's CREATE INDEX holds the write lock a pass);
 //! - `naive`: ADD COLUMN, one whole-table UPDATE, SET NOT NULL, ADD CONSTRAINT CHECK, CREATE INDEX, under
-//!   the same load.
+//!   the same load;
+//! - `naive-rewrite` (PostgreSQL, MariaDB): one ALTER TABLE adding a STORED generated column (the table
+//!   is rewritten or copied under the engine's lock), then CREATE INDEX, under the same load.
 //!
 //! - `zerodown-copy` (MariaDB): the lifecycle with the CHECK, which MariaDB 10.11 adds only by copying.
 //!
@@ -48,16 +50,20 @@ pub enum Scenario {
     /// (`--allow-copy`).
     ZerodownCopy,
     Naive,
+    /// PostgreSQL, MariaDB: the column as a STORED generated column in one ALTER TABLE, which rewrites
+    /// the table; the application never switches version (the column refuses explicit values).
+    NaiveRewrite,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::LimitUpdate,
         Scenario::LimitZerodown,
         Scenario::Zerodown,
         Scenario::ZerodownNoIndex,
         Scenario::ZerodownCopy,
         Scenario::Naive,
+        Scenario::NaiveRewrite,
     ];
 
     /// Every scenario but `zerodown-copy` (which only MariaDB needs).
@@ -77,6 +83,7 @@ impl Scenario {
             Scenario::ZerodownNoIndex => "zerodown-noindex",
             Scenario::ZerodownCopy => "zerodown-copy",
             Scenario::Naive => "naive",
+            Scenario::NaiveRewrite => "naive-rewrite",
         }
     }
 
@@ -104,6 +111,9 @@ impl Scenario {
             Scenario::Naive => {
                 "ADD COLUMN; UPDATE all rows; SET NOT NULL; ADD CONSTRAINT CHECK; CREATE INDEX — under the same load"
             }
+            Scenario::NaiveRewrite => {
+                "one ALTER TABLE ADD COLUMN … GENERATED … STORED (rewrites the table); CREATE INDEX — under the same load, no deploy"
+            }
         }
     }
 
@@ -114,6 +124,7 @@ impl Scenario {
                 | Scenario::ZerodownNoIndex
                 | Scenario::ZerodownCopy
                 | Scenario::Naive
+                | Scenario::NaiveRewrite
         )
     }
 }
@@ -243,7 +254,7 @@ pub struct ScenarioReport {
     pub peak_rss_kb: Option<u64>,
     pub zerodown_cpu_s: Option<f64>,
     /// CPU seconds of the benchmark's own process over the scenario: the application's threads (and,
-    /// in `naive`, the naive statements).
+    /// in the naive scenarios, the naive statements).
     pub app_cpu_s: Option<f64>,
     /// CPU seconds used by every other process on the machine meanwhile (noise, if not zero).
     pub other_cpu_s: Option<f64>,
@@ -301,6 +312,13 @@ pub fn run(
     if opts.rows < 1 {
         return Err("--rows must be at least 1".into());
     }
+    // Before loading anything: an engine that cannot run a chosen scenario says so at once.
+    if opts.scenarios.contains(&Scenario::NaiveRewrite) && target.naive_rewrite_steps().is_none() {
+        return Err(format!(
+            "scenario naive-rewrite runs on PostgreSQL and MariaDB only: ALTER TABLE cannot add a STORED generated column on {}",
+            target.label()
+        ));
+    }
     target.prepare(opts.rows, log)?;
     let mut max_rate = None;
     let rate = if opts.scenarios.iter().any(|s| s.loaded()) {
@@ -344,7 +362,7 @@ pub fn run(
             Scenario::Zerodown => loaded(opts, target, s, rate, true, log)?,
             Scenario::ZerodownNoIndex => loaded(opts, target, s, rate, false, log)?,
             Scenario::ZerodownCopy => loaded(opts, target, s, rate, true, log)?,
-            Scenario::Naive => loaded(opts, target, s, rate, false, log)?,
+            Scenario::Naive | Scenario::NaiveRewrite => loaded(opts, target, s, rate, false, log)?,
         };
         r.scenario = s.name().into();
         r.description = s.describe().into();
@@ -615,6 +633,16 @@ fn loaded(
     log: Log,
 ) -> Result<ScenarioReport, String> {
     let copy = scenario == Scenario::ZerodownCopy;
+    // The naive scenarios run these statements on an admin connection instead of zerodown.
+    let naive_steps = match scenario {
+        Scenario::Naive => Some(target.naive_steps()),
+        Scenario::NaiveRewrite => Some(
+            target
+                .naive_rewrite_steps()
+                .ok_or("naive-rewrite: not supported on this engine")?,
+        ),
+        _ => None,
+    };
     let url = target.fresh_copy(scenario.name())?;
     let spec = LoadSpec {
         rate,
@@ -646,11 +674,11 @@ fn loaded(
     let mig_start = mono_ns();
     let mut naive_wal = 0u64;
     let mut fold = ZdFold::default();
-    if scenario == Scenario::Naive {
+    if let Some(steps) = &naive_steps {
         let mut admin = target.admin(&url, opts.busy_timeout)?;
         let mut longest: Option<(f64, String)> = None;
         let mut over = 0u64;
-        for step in target.naive_steps() {
+        for step in steps {
             let label = format!("naive: {}", step.label);
             log(format!("   {label}"));
             mark(&mut marks, mono_ns(), &label, true);
@@ -745,7 +773,7 @@ fn loaded(
     let (wal1, _) = vfs::process_bytes();
     marks.sort_by_key(|m| m.at_ns);
     let p: Phases = report::phases(&marks, end, epoch, &outcome.samples, &cpu);
-    if scenario != Scenario::Naive {
+    if naive_steps.is_none() {
         fold.into_report(&mut r);
     }
     r.other_cpu_s = Some((busy - app_cpu - r.zerodown_cpu_s.unwrap_or(0.0)).max(0.0));
@@ -1015,7 +1043,7 @@ pub fn render(reports: &[ScenarioReport]) -> String {
         if let (Some(app), Some(other)) = (r.app_cpu_s, r.other_cpu_s) {
             facts.push(format!(
                 "CPU over the scenario: benchmark process (application{}) {app:.1}s, zerodown {}, other processes {other:.1}s, machine idle {}",
-                if r.scenario == "naive" { " + naive statements" } else { "" },
+                if r.scenario.starts_with("naive") { " + naive statements" } else { "" },
                 opt(r.zerodown_cpu_s, |z| format!("{z:.1}s")),
                 opt(r.cpu_idle_pct, |i| format!("{i:.0}%"))
             ));
@@ -1092,4 +1120,18 @@ pub fn render(reports: &[ScenarioReport]) -> String {
         "  (latencies and lock holds in ms; p99/max of all application operations before and during the migration)"
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse(s.name()), Some(s));
+        }
+        // SQLite's usual set: it cannot add a STORED generated column by ALTER TABLE.
+        assert!(!Scenario::USUAL.contains(&Scenario::NaiveRewrite));
+    }
 }

@@ -245,6 +245,29 @@ impl BenchTarget for PgTarget {
         ]
     }
 
+    /// PostgreSQL accepts NOT NULL beside GENERATED (checked on 15), so the column is NOT NULL as
+    /// zerodown's is; no CHECK or default: the expression decides every value.
+    fn naive_rewrite_steps(&self) -> Option<Vec<NaiveStep>> {
+        let step = |label: &str, sql: String| NaiveStep {
+            label: label.into(),
+            sql,
+            then_deploy: false,
+        };
+        Some(vec![
+            // Rewrites the table (and rebuilds its indexes) under ACCESS EXCLUSIVE: reads wait too.
+            step(
+                "add STORED (rewrites)",
+                format!(
+                    "ALTER TABLE {TABLE} ADD COLUMN {COLUMN} text NOT NULL GENERATED ALWAYS AS ({EXPR}) STORED"
+                ),
+            ),
+            step(
+                "create index",
+                format!("CREATE INDEX {TABLE}_{COLUMN} ON {TABLE}({COLUMN})"),
+            ),
+        ])
+    }
+
     fn app_settings(&self, busy_timeout: Duration) -> String {
         format!(
             "one connection per thread (postgres crate, no TLS), lock_timeout {}ms, autocommit",
@@ -258,7 +281,7 @@ impl BenchTarget for PgTarget {
 
     fn default_scenarios(&self) -> Vec<super::Scenario> {
         use super::Scenario::*;
-        vec![LimitUpdate, LimitZerodown, Zerodown, Naive]
+        vec![LimitUpdate, LimitZerodown, Zerodown, Naive, NaiveRewrite]
     }
 
     fn log_position(&self, url: &DatabaseUrl) -> Option<u64> {

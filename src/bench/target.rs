@@ -196,6 +196,13 @@ pub trait BenchTarget: Sync {
     fn background(&self, url: &DatabaseUrl, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>>;
     /// What a person types without zerodown, in order.
     fn naive_steps(&self) -> Vec<NaiveStep>;
+    /// The other thing a person types without zerodown: one ALTER TABLE adding the column as a STORED
+    /// generated column (the engine rewrites or copies the whole table under its lock), then a plain
+    /// index. No step deploys: a generated column refuses the values the new version would write.
+    /// `None` where ALTER TABLE cannot add a STORED generated column (SQLite).
+    fn naive_rewrite_steps(&self) -> Option<Vec<NaiveStep>> {
+        None
+    }
     /// How the application's connections are set up, for the report.
     fn app_settings(&self, busy_timeout: Duration) -> String;
     /// A count of rows whose new column is not the value the window semantics promise (here: the

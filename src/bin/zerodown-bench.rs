@@ -48,7 +48,7 @@ struct RunArgs {
     #[arg(long)]
     allow_copy: bool,
     /// Scenarios to run, comma-separated: limit-update, limit-zerodown, zerodown, zerodown-noindex,
-    /// zerodown-copy, naive (default: the engine's usual set).
+    /// zerodown-copy, naive, naive-rewrite (default: the engine's usual set).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Open-loop rate as a fraction of the measured maximum.
