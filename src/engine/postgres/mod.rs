@@ -693,6 +693,9 @@ impl Postgres {
                 waited,
                 blocker: blocker.clone(),
             });
+            if blocker.contains("autovacuum:") {
+                self.yield_autovacuum(&target, guard, emit)?;
+            }
             let backoff = jittered_backoff(attempt);
             if started.elapsed() + backoff + guard.timeout > guard.budget {
                 return Err(Error::LockBudget(format!(
@@ -706,8 +709,9 @@ impl Postgres {
     }
 
     /// The sessions holding or queued for a lock on the relation: pid, state, transaction age, query.
-    fn blockers(&mut self, target: &LockTarget) -> String {
-        let rel = match target {
+    /// The qualified name of the table a lock target stands for.
+    fn target_relation(&mut self, target: &LockTarget) -> Option<String> {
+        match target {
             LockTarget::State => Some(state_table()),
             LockTarget::Migration(id) => self
                 .client
@@ -719,7 +723,84 @@ impl Postgres {
                 .flatten()
                 .and_then(|r| serde_json::from_str::<Plan>(&r.get::<_, String>(0)).ok())
                 .map(|p| qualified(p.schema.as_deref().unwrap_or("public"), &p.table)),
+        }
+    }
+
+    /// Gets autovacuum out of a DDL step's way. An autovacuum holds ShareUpdateExclusiveLock, which
+    /// every DDL lock conflicts with, and PostgreSQL cancels it for a waiter only after
+    /// `deadlock_timeout` (1 s) — longer than zerodown's lock timeout, so each attempt would queue
+    /// the application behind it and give up. The backfill rewrote every row, so one is likely.
+    /// zerodown cancels it (PostgreSQL runs it again later) when allowed to; otherwise, and for an
+    /// autovacuum that prevents wraparound (never cancelled), it waits for it without queueing a
+    /// lock, within the lock budget.
+    fn yield_autovacuum(
+        &mut self,
+        target: &LockTarget,
+        guard: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let Some(rel) = self.target_relation(target) else {
+            return Ok(());
         };
+        let find = "SELECT DISTINCT a.pid, coalesce(a.query, '') LIKE '%to prevent wraparound%'
+             FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.granted
+               AND a.backend_type = 'autovacuum worker'";
+        let started = Instant::now();
+        let mut said = false;
+        loop {
+            let workers: Vec<(i32, bool)> = self
+                .client
+                .query(find, &[&rel])
+                .map_err(|e| self.db_err("looking for autovacuum on the table", &e))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            if workers.is_empty() {
+                return Ok(());
+            }
+            let mut waiting = false;
+            for (pid, wraparound) in workers {
+                let cancelled = !wraparound
+                    && self
+                        .client
+                        .query_one("SELECT pg_catalog.pg_cancel_backend($1)", &[&pid])
+                        .map(|r| r.get::<_, bool>(0))
+                        .unwrap_or(false);
+                if cancelled {
+                    emit(Event::Note(format!(
+                        "cancelled an autovacuum of {rel} (pid {pid}) that the next step's lock would have queued behind; PostgreSQL runs it again later"
+                    )));
+                } else {
+                    waiting = true;
+                    if !said {
+                        said = true;
+                        emit(Event::Note(format!(
+                            "waiting for {} of {rel} (pid {pid}) to end before taking the next step's lock, so the application never queues behind it{}",
+                            if wraparound {
+                                "an autovacuum that prevents transaction ID wraparound"
+                            } else {
+                                "an autovacuum"
+                            },
+                            if wraparound {
+                                ""
+                            } else {
+                                " (cancelling it needs pg_signal_backend, or pg_signal_autovacuum_worker on PostgreSQL 18)"
+                            }
+                        )));
+                    }
+                }
+            }
+            if waiting && started.elapsed() >= guard.budget {
+                // Let the guarded attempts report what blocks them.
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(if waiting { 200 } else { 20 }));
+        }
+    }
+
+    fn blockers(&mut self, target: &LockTarget) -> String {
+        let rel = self.target_relation(target);
         let Some(rel) = rel else {
             return "an unknown session".into();
         };
@@ -1306,6 +1387,7 @@ impl Engine for Postgres {
         );
         let next = index as i32 + 1;
         self.flush_notes(emit);
+        self.yield_autovacuum(&LockTarget::Migration(id), guard, emit)?;
         if sql.iter().any(|s| is_concurrent(s)) {
             // CONCURRENTLY cannot run in a transaction: build, then record; a crash in between
             // finds the valid index at the next run and only records it.
