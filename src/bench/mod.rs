@@ -613,6 +613,7 @@ fn progress_line(log: Log, l: &Line) {
             "   zerodown: lock attempt {attempt} gave up after {waited_ms:.0}ms (blocked by {}); retrying",
             if blocker.is_empty() { "?" } else { blocker }
         )),
+        Line::Note { text, .. } => log(format!("   zerodown: note: {text}")),
         Line::End {
             ok: false,
             error: Some(e),

@@ -56,12 +56,13 @@ pub fn run(
         ctx.settings.max_load.unwrap_or(defaults.max_load),
         ctx,
     )?;
+    let mut gauge = throttle::LoadGauge::default();
     loop {
         if ctx.cancel.load(Ordering::SeqCst) {
             return Err(stopped(&state.name, state.rows_done, total));
         }
         if let Some(limit) = limit {
-            match wait_for_load(engine, limit, state.id, ctx)? {
+            match wait_for_load(engine, &mut gauge, limit, state.id, ctx)? {
                 Rested::Ok => {}
                 Rested::Interrupted => return Err(stopped(&state.name, state.rows_done, total)),
                 Rested::Cancelled => return Err(cancelled(&state.name)),
@@ -69,6 +70,15 @@ pub fn run(
         }
         let outcome = engine.backfill_batch(&state, batch_size, guard, ctx.emit)?;
         if outcome.rows_scanned == 0 {
+            if let Some(limit) = limit
+                && gauge.looks() > 0
+            {
+                (ctx.emit)(Event::Note(format!(
+                    "other sessions running statements during the backfill: {:.2} on average over {} looks (limit {limit:.1})",
+                    gauge.average(),
+                    gauge.looks()
+                )));
+            }
             return Ok(());
         }
         state.cursor = outcome.new_cursor.clone();
@@ -171,14 +181,28 @@ fn load_limit(engine: &mut dyn Engine, max: MaxLoad, ctx: &mut Ctx) -> Result<Op
     Ok(limit)
 }
 
+/// Takes a sample into the gauge when one is due.
+fn look(engine: &mut dyn Engine, gauge: &mut throttle::LoadGauge) -> Result<()> {
+    if gauge.due() {
+        gauge.push(engine.running_sessions()?.unwrap_or(0));
+    }
+    Ok(())
+}
+
 /// Rests while the server is busier than `limit`, watching for Ctrl-C and a rollback's request.
-fn wait_for_load(engine: &mut dyn Engine, limit: f64, id: i64, ctx: &mut Ctx) -> Result<Rested> {
-    let now = running(engine, throttle::CHECK_SAMPLES, Duration::from_millis(1))?.unwrap_or(0.0);
-    if now <= limit {
+fn wait_for_load(
+    engine: &mut dyn Engine,
+    gauge: &mut throttle::LoadGauge,
+    limit: f64,
+    id: i64,
+    ctx: &mut Ctx,
+) -> Result<Rested> {
+    look(engine, gauge)?;
+    if gauge.mean() <= limit {
         return Ok(Rested::Ok);
     }
     (ctx.emit)(Event::Throttle {
-        running: now,
+        running: gauge.mean(),
         limit,
         rested: None,
     });
@@ -200,11 +224,10 @@ fn wait_for_load(engine: &mut dyn Engine, limit: f64, id: i64, ctx: &mut Ctx) ->
             }
         }
         std::thread::sleep(throttle::LOAD_REST.mul_f64(rand::random_range(0.5..1.5)));
-        let now =
-            running(engine, throttle::CHECK_SAMPLES, Duration::from_millis(1))?.unwrap_or(0.0);
-        if now <= limit {
+        look(engine, gauge)?;
+        if gauge.mean() <= limit {
             (ctx.emit)(Event::Throttle {
-                running: now,
+                running: gauge.mean(),
                 limit,
                 rested: Some(began.elapsed()),
             });

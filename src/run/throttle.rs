@@ -52,10 +52,57 @@ impl fmt::Display for MaxLoad {
 pub const BASELINE_SAMPLES: u32 = 20;
 /// Gap between two baseline samples: 20 × 10 ms, a fifth of a second.
 pub const BASELINE_GAP: Duration = Duration::from_millis(10);
-/// Samples averaged before each batch: one instant is a coin toss at a small count.
-pub const CHECK_SAMPLES: u32 = 3;
+/// How many recent samples the gauge averages: one instant is a coin toss at a small count.
+pub const WINDOW: usize = 3;
+/// The gauge samples at most this often, however short the batches: a look costs a query.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// How long one rest for load lasts before the next look.
 pub const LOAD_REST: Duration = Duration::from_millis(50);
+
+/// The running-sessions count, averaged over the last [`WINDOW`] samples taken at least
+/// [`SAMPLE_EVERY`] apart.
+#[derive(Debug, Default)]
+pub struct LoadGauge {
+    samples: std::collections::VecDeque<u32>,
+    last: Option<std::time::Instant>,
+    /// Every sample's sum and count, for the run's report.
+    total: u64,
+    looks: u64,
+}
+
+impl LoadGauge {
+    /// Whether a new sample is due.
+    pub fn due(&self) -> bool {
+        self.last.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY)
+    }
+
+    pub fn push(&mut self, running: u32) {
+        if self.samples.len() == WINDOW {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(running);
+        self.last = Some(std::time::Instant::now());
+        self.total += u64::from(running);
+        self.looks += 1;
+    }
+
+    pub fn looks(&self) -> u64 {
+        self.looks
+    }
+
+    /// The mean of every sample so far.
+    pub fn average(&self) -> f64 {
+        self.total as f64 / self.looks.max(1) as f64
+    }
+
+    /// The mean of the recent samples; 0 before the first.
+    pub fn mean(&self) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        self.samples.iter().map(|&n| f64::from(n)).sum::<f64>() / self.samples.len() as f64
+    }
+}
 
 /// The `auto` limit from the baseline's mean: half as many again, and at least one more session.
 /// At a steady application rate the count grows only if statements get slower, so a rise of 50%
@@ -95,6 +142,19 @@ mod tests {
         assert_eq!(MaxLoad::Sessions(7).to_string(), "7");
         let e = "-3".parse::<MaxLoad>().unwrap_err();
         assert!(e.contains("--max-load `-3`"), "{e}");
+    }
+
+    #[test]
+    fn gauge_averages_the_last_samples() {
+        let mut g = LoadGauge::default();
+        assert!(g.due());
+        assert_eq!(g.mean(), 0.0);
+        for n in [9, 1, 2, 3] {
+            g.push(n);
+        }
+        assert_eq!(g.mean(), 2.0);
+        assert_eq!((g.looks(), g.average()), (4, 3.75));
+        assert!(!g.due());
     }
 
     #[test]

@@ -144,10 +144,17 @@ impl Target {
         scrub(text, self.password.as_deref())
     }
 
-    /// Opens a connection that carries `application_name`.
+    /// Opens a connection that carries `application_name`. Its statements use no parallel workers:
+    /// a migration takes one backend's CPU and leaves the rest to the application (a parallel index
+    /// build took every core of the 2-core benchmark machine, and the application's p99 with them).
     pub fn connect(&self, application_name: &str) -> Result<Client> {
         let mut config = self.config.clone();
         config.application_name(application_name);
+        let options = format!(
+            "{} -c max_parallel_workers_per_gather=0 -c max_parallel_maintenance_workers=0",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
         let result = match self.sslmode {
             SslMode::Disable => {
                 config.ssl_mode(WireSslMode::Disable);
