@@ -139,10 +139,14 @@ struct Tuning {
     /// cores at half its maximum load, p99 420 → 47 ms, backfill rate halved).
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
-    /// Rest after each batch this many times the batch's own time, on top of --pause [default: 0].
-    /// gh-ost's nice ratio: 1 gives the server half its time back at every load, busy or not.
-    #[arg(long, value_parser = zerodown::run::throttle::parse_nice)]
-    nice: Option<f64>,
+    /// Rest after each batch this many times the batch's own time, on top of --pause (gh-ost's nice
+    /// ratio: 1 gives the server half its time back at any load), or `auto` [PostgreSQL and
+    /// MySQL/MariaDB default; SQLite: 0]: start with no rest and double it (up to 4) while other
+    /// sessions' statements in flight stay 25% above their level at rest — at a steady request rate,
+    /// by Little's law, while the application's statements run 25% slower — and halve it once they
+    /// are back; the level at rest is measured as the backfill begins and again every minute.
+    #[arg(long, value_name = "RATIO|auto")]
+    nice: Option<zerodown::engine::Nice>,
     /// PostgreSQL and MySQL/MariaDB: rest the backfill while more than this many other sessions are
     /// running statements (MySQL's Threads_running; PostgreSQL's active sessions in pg_stat_activity,
     /// which needs pg_read_all_stats to see other roles' sessions). `auto` [the default] counts them

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use zerodown::engine::MaxLoad;
+use zerodown::engine::{MaxLoad, Nice};
 use zerodown::spec::AddColumn;
 use zerodown::{DatabaseUrl, Event, Migration, Settings};
 
@@ -42,6 +42,7 @@ fn keep_busy(
 fn start_while_busy(
     url: &str,
     max_load: MaxLoad,
+    nice: Nice,
     busy: Vec<thread::JoinHandle<()>>,
 ) -> (Vec<Event>, Duration) {
     // Let the busy sessions get going.
@@ -51,6 +52,7 @@ fn start_while_busy(
     let settings = Settings {
         batch_time: Some(Duration::from_millis(10)),
         max_load: Some(max_load),
+        nice: Some(nice),
         ..Settings::default()
     };
     let began = Instant::now();
@@ -115,7 +117,7 @@ fn postgres(major: u32) {
             c.batch_execute("SELECT pg_sleep(0.2)").unwrap();
         })
     });
-    let (events, took) = start_while_busy(db.url(), MaxLoad::Sessions(1), busy);
+    let (events, took) = start_while_busy(db.url(), MaxLoad::Sessions(1), Nice::Auto, busy);
     assert_rested(&events, took);
     let nulls: i64 = c
         .query_one("SELECT count(*) FROM accounts WHERE tier IS NULL", &[])
@@ -143,7 +145,7 @@ fn mariadb() {
             c.query_drop("SELECT SLEEP(0.2)").unwrap();
         })
     });
-    let (events, took) = start_while_busy(db.url(), MaxLoad::Sessions(1), busy);
+    let (events, took) = start_while_busy(db.url(), MaxLoad::Sessions(1), Nice::Auto, busy);
     assert_rested(&events, took);
     let nulls: i64 = c
         .query_first("SELECT count(*) FROM accounts WHERE tier IS NULL")
@@ -167,11 +169,15 @@ fn mariadb_rests_while_busy() {
     mariadb()
 }
 
-/// `auto` says what it measured and the limit it chose; `off` and an idle server never rest.
+/// `auto` says what it measured and the limits it chose, and reports the run; `off` with a fixed
+/// ratio never looks at the server.
 #[test]
-fn auto_names_its_limit_and_off_never_rests() {
+fn auto_names_its_limits_and_off_never_looks() {
     let Some(pg) = support::pg(15) else { return };
-    for (name, max_load) in [("auto", MaxLoad::Auto), ("off", MaxLoad::Off)] {
+    for (name, max_load, nice) in [
+        ("auto", MaxLoad::Auto, Nice::Auto),
+        ("off", MaxLoad::Off, Nice::Ratio(0.0)),
+    ] {
         let db = pg.fresh_database(name);
         db.connect()
             .batch_execute(
@@ -179,23 +185,87 @@ fn auto_names_its_limit_and_off_never_rests() {
                  INSERT INTO accounts (balance) SELECT g FROM generate_series(1, 500) g;",
             )
             .unwrap();
-        let (events, _) = start_while_busy(db.url(), max_load, Vec::new());
+        let (events, _) = start_while_busy(db.url(), max_load, nice, Vec::new());
         let notes: Vec<&String> = events
             .iter()
             .filter_map(|e| match e {
-                Event::Note(n) if n.contains("other sessions run statements") => Some(n),
+                Event::Note(n) if n.contains("other sessions running statements") => Some(n),
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            notes.len(),
-            usize::from(max_load == MaxLoad::Auto),
-            "{events:?}"
-        );
-        assert!(
-            events.iter().all(|e| !matches!(e, Event::Throttle { .. }))
-                || max_load == MaxLoad::Auto,
-            "{events:?}"
-        );
+        if max_load == MaxLoad::Auto {
+            assert!(
+                notes.len() == 2
+                    && notes[0].contains("as the backfill began")
+                    && notes[0].contains("(--nice auto)")
+                    && notes[0].contains("(--max-load)")
+                    && notes[1].contains("rest ratio"),
+                "{events:?}"
+            );
+        } else {
+            assert!(notes.is_empty(), "{events:?}");
+            assert!(
+                events.iter().all(|e| !matches!(e, Event::Throttle { .. })),
+                "{events:?}"
+            );
+        }
     }
+}
+
+/// `--nice auto` rests more once other sessions get busier than they were as the backfill began,
+/// and says so in its closing note.
+#[test]
+fn nice_auto_rests_when_others_get_busy() {
+    let Some(pg) = support::pg(15) else { return };
+    let db = pg.fresh_database("pacer");
+    db.connect()
+        .batch_execute(
+            "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
+             INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, 100000) g;",
+        )
+        .unwrap();
+    // Three sessions get busy just after the level at rest was measured (a fifth of a second).
+    let busy: Vec<thread::JoinHandle<()>> = (0..3)
+        .map(|_| {
+            let mut c = db.connect();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(400));
+                let end = Instant::now() + Duration::from_secs(4);
+                while Instant::now() < end {
+                    c.batch_execute("SELECT pg_sleep(0.1)").unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut notes = Vec::new();
+    zerodown::start(
+        &DatabaseUrl::parse(db.url()).unwrap(),
+        &migration(),
+        &Settings {
+            batch_time: Some(Duration::from_millis(5)),
+            max_load: Some(MaxLoad::Off),
+            nice: Some(Nice::Auto),
+            ..Settings::default()
+        },
+        &mut |e| {
+            if let Event::Note(n) = e {
+                notes.push(n);
+            }
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    for b in busy {
+        b.join().unwrap();
+    }
+    let report = notes
+        .iter()
+        .find(|n| n.contains("rest ratio"))
+        .unwrap_or_else(|| panic!("{notes:?}"));
+    let most: f64 = report
+        .rsplit("at most ")
+        .next()
+        .and_then(|t| t.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(most >= zerodown::run::throttle::MIN_NICE, "{report}");
 }

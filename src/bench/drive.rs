@@ -6,7 +6,7 @@
 
 use super::sys::{mono_ns, self_cpu, self_status_kb};
 use super::vfs::{self, HoldStats};
-use crate::engine::{Event, MaxLoad, Settings};
+use crate::engine::{Event, MaxLoad, Nice, Settings};
 use crate::plan::{Action, Phase, Step};
 use crate::spec::Migration;
 use crate::url::DatabaseUrl;
@@ -130,7 +130,7 @@ pub struct DriveRequest {
     pub batch_time: Option<Duration>,
     pub pause: Option<Duration>,
     /// zerodown's --nice and --max-load, when not its defaults.
-    pub nice: Option<f64>,
+    pub nice: Option<Nice>,
     pub max_load: Option<MaxLoad>,
     /// An experiment, not zerodown's behaviour: a PRAGMA (e.g. `synchronous = NORMAL`) run on every
     /// SQLite connection the child opens — zerodown's own — to measure a proposed engine change
@@ -477,7 +477,7 @@ mod tests {
             quiet_period: Some(Duration::from_secs(2)),
             batch_time: None,
             pause: Some(Duration::ZERO),
-            nice: Some(0.5),
+            nice: Some(Nice::Ratio(0.5)),
             max_load: Some(MaxLoad::Sessions(8)),
             sqlite_pragma: None,
             allow_copy: true,

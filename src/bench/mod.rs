@@ -153,7 +153,7 @@ pub struct Options {
     pub batch_time: Option<Duration>,
     pub pause: Option<Duration>,
     /// zerodown's --nice and --max-load, when not its defaults.
-    pub nice: Option<f64>,
+    pub nice: Option<crate::engine::Nice>,
     pub max_load: Option<crate::engine::MaxLoad>,
     /// Experiment: a PRAGMA run on zerodown's own SQLite connection (see [`DriveRequest::sqlite_pragma`]).
     pub zd_sqlite_pragma: Option<String>,

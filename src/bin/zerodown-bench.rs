@@ -10,8 +10,7 @@ use zerodown::bench::{
     self, Options, Scenario, drive::DriveRequest, mariadb::MariaDbTarget, postgres::PgTarget,
     sqlite::SqliteTarget, target::BenchTarget,
 };
-use zerodown::engine::MaxLoad;
-use zerodown::run::throttle::parse_nice;
+use zerodown::engine::{MaxLoad, Nice};
 
 #[derive(Parser)]
 #[command(
@@ -90,9 +89,9 @@ struct RunArgs {
     /// zerodown --pause (default: zerodown's adaptive pause).
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
-    /// zerodown --nice: rest after each batch this many times its own time (default: zerodown's).
-    #[arg(long, value_parser = parse_nice)]
-    nice: Option<f64>,
+    /// zerodown --nice: a rest ratio or `auto` (default: zerodown's).
+    #[arg(long)]
+    nice: Option<Nice>,
     /// zerodown --max-load: a number of other running sessions, `auto` or `off` (default: zerodown's).
     #[arg(long)]
     max_load: Option<MaxLoad>,
@@ -125,8 +124,8 @@ struct DriveArgs {
     batch_time: Option<Duration>,
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
-    #[arg(long, value_parser = parse_nice)]
-    nice: Option<f64>,
+    #[arg(long)]
+    nice: Option<Nice>,
     #[arg(long)]
     max_load: Option<MaxLoad>,
     #[arg(long)]

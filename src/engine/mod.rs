@@ -9,7 +9,7 @@ pub mod sqlite;
 
 use crate::error::Result;
 use crate::plan::{Plan, Step};
-pub use crate::run::throttle::MaxLoad;
+pub use crate::run::throttle::{MaxLoad, Nice};
 use crate::spec::Migration;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -80,8 +80,9 @@ pub struct Settings {
     pub batch_time: Option<Duration>,
     /// `None`: adaptive where the engine supports it.
     pub pause: Option<Duration>,
-    /// Rest after each batch as a multiple of the batch's own time, on top of `pause`.
-    pub nice: Option<f64>,
+    /// Rest after each batch as a multiple of the batch's own time, on top of `pause`; or adapted
+    /// to the server's load.
+    pub nice: Option<Nice>,
     /// Server engines: pause the backfill while more other sessions run statements than this.
     pub max_load: Option<MaxLoad>,
     pub quiet_period: Option<Duration>,
@@ -108,7 +109,7 @@ pub struct Defaults {
     pub step_gap: Duration,
     /// Rest between backfill batches; `None`: adaptive (SQLite, whose writers poll for its one lock).
     pub pause: Option<Duration>,
-    pub nice: f64,
+    pub nice: Nice,
     pub max_load: MaxLoad,
 }
 

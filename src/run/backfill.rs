@@ -2,7 +2,7 @@
 //! writers in, progress events, and a clean stop after the current batch.
 
 use super::Ctx;
-use super::throttle::{self, MaxLoad};
+use super::pacing::{Rested, Throttle};
 use crate::engine::{Engine, Event, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
 use std::sync::atomic::Ordering;
@@ -50,35 +50,19 @@ pub fn run(
     let started = Instant::now();
     let mut last_seen_writes: Option<Instant> = None;
     let done_at_start = state.rows_done;
-    let nice = ctx.settings.nice.unwrap_or(defaults.nice);
-    let limit = load_limit(
-        engine,
-        ctx.settings.max_load.unwrap_or(defaults.max_load),
-        ctx,
-    )?;
-    let mut gauge = throttle::LoadGauge::default();
+    let mut throttle = Throttle::begin(engine, &defaults, ctx)?;
     loop {
         if ctx.cancel.load(Ordering::SeqCst) {
             return Err(stopped(&state.name, state.rows_done, total));
         }
-        if let Some(limit) = limit {
-            match wait_for_load(engine, &mut gauge, limit, state.id, ctx)? {
-                Rested::Ok => {}
-                Rested::Interrupted => return Err(stopped(&state.name, state.rows_done, total)),
-                Rested::Cancelled => return Err(cancelled(&state.name)),
-            }
+        match throttle.before_batch(engine, state.id, ctx)? {
+            Rested::Ok => {}
+            Rested::Interrupted => return Err(stopped(&state.name, state.rows_done, total)),
+            Rested::Cancelled => return Err(cancelled(&state.name)),
         }
         let outcome = engine.backfill_batch(&state, batch_size, guard, ctx.emit)?;
         if outcome.rows_scanned == 0 {
-            if let Some(limit) = limit
-                && gauge.looks() > 0
-            {
-                (ctx.emit)(Event::Note(format!(
-                    "other sessions running statements during the backfill: {:.2} on average over {} looks (limit {limit:.1})",
-                    gauge.average(),
-                    gauge.looks()
-                )));
-            }
+            throttle.finish(ctx);
             return Ok(());
         }
         state.cursor = outcome.new_cursor.clone();
@@ -107,7 +91,7 @@ pub fn run(
                 last_seen_writes.is_some_and(|t| t.elapsed() < WRITERS_RECENT),
             ),
         };
-        let pause = throttle::rest(pause, nice, outcome.elapsed);
+        let pause = throttle.rest(pause, outcome.elapsed);
         if !pause.is_zero() {
             // Jitter, so the batch cycle never phase-locks with a waiting writer's fixed retry sleeps
             // (SQLite's busy handler sleeps 5, 10, 15, 20, 25 ms…): a locked-step writer would miss
@@ -127,113 +111,6 @@ fn cancelled(name: &str) -> Error {
     Error::Interrupted(format!(
         "`{name}` stopped after a clean batch: a rollback asked it to"
     ))
-}
-
-/// How a rest for load ended.
-enum Rested {
-    Ok,
-    /// Ctrl-C.
-    Interrupted,
-    /// A rollback's cancel request.
-    Cancelled,
-}
-
-/// Mean of a few quick samples of the other sessions running statements; `None` without a view.
-fn running(engine: &mut dyn Engine, samples: u32, gap: Duration) -> Result<Option<f64>> {
-    let mut sum = 0u64;
-    for i in 0..samples {
-        if i > 0 {
-            std::thread::sleep(gap);
-        }
-        match engine.running_sessions()? {
-            Some(n) => sum += u64::from(n),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(sum as f64 / f64::from(samples.max(1))))
-}
-
-/// The number of running sessions above which the backfill rests, if any; says which and why.
-fn load_limit(engine: &mut dyn Engine, max: MaxLoad, ctx: &mut Ctx) -> Result<Option<f64>> {
-    let limit = match max {
-        MaxLoad::Off => None,
-        MaxLoad::Sessions(n) => match running(engine, 1, Duration::ZERO)? {
-            Some(_) => Some(f64::from(n)),
-            None => {
-                (ctx.emit)(Event::Note(format!(
-                    "--max-load {n} has no effect on {}: it has no view of other sessions' statements",
-                    engine.label()
-                )));
-                None
-            }
-        },
-        MaxLoad::Auto => {
-            running(engine, throttle::BASELINE_SAMPLES, throttle::BASELINE_GAP)?.map(|base| {
-                let limit = throttle::auto_limit(base);
-                (ctx.emit)(Event::Note(format!(
-                    "the backfill rests while more than {limit:.1} other sessions run statements \
-                     ({base:.1} on average as it began; --max-load sets a number, or off)"
-                )));
-                limit
-            })
-        }
-    };
-    Ok(limit)
-}
-
-/// Takes a sample into the gauge when one is due.
-fn look(engine: &mut dyn Engine, gauge: &mut throttle::LoadGauge) -> Result<()> {
-    if gauge.due() {
-        gauge.push(engine.running_sessions()?.unwrap_or(0));
-    }
-    Ok(())
-}
-
-/// Rests while the server is busier than `limit`, watching for Ctrl-C and a rollback's request.
-fn wait_for_load(
-    engine: &mut dyn Engine,
-    gauge: &mut throttle::LoadGauge,
-    limit: f64,
-    id: i64,
-    ctx: &mut Ctx,
-) -> Result<Rested> {
-    look(engine, gauge)?;
-    if gauge.mean() <= limit {
-        return Ok(Rested::Ok);
-    }
-    (ctx.emit)(Event::Throttle {
-        running: gauge.mean(),
-        limit,
-        rested: None,
-    });
-    let began = Instant::now();
-    let mut last_look = Instant::now();
-    loop {
-        if ctx.cancel.load(Ordering::SeqCst) {
-            return Ok(Rested::Interrupted);
-        }
-        // A rollback asks through the state row; look about once a second.
-        if last_look.elapsed() >= Duration::from_secs(1) {
-            last_look = Instant::now();
-            let asked = engine
-                .states()?
-                .iter()
-                .any(|s| s.id == id && s.cancel_requested);
-            if asked {
-                return Ok(Rested::Cancelled);
-            }
-        }
-        std::thread::sleep(throttle::LOAD_REST.mul_f64(rand::random_range(0.5..1.5)));
-        look(engine, gauge)?;
-        if gauge.mean() <= limit {
-            (ctx.emit)(Event::Throttle {
-                running: gauge.mean(),
-                limit,
-                rested: Some(began.elapsed()),
-            });
-            return Ok(Rested::Ok);
-        }
-    }
 }
 
 #[cfg(test)]

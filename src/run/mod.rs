@@ -2,6 +2,7 @@
 //! and undoes on rollback. Engine-independent: everything database-specific goes through [`Engine`].
 
 mod backfill;
+mod pacing;
 pub mod throttle;
 
 use crate::engine::{Engine, Event, LockGuardSettings, Settings, StateRow, Status};

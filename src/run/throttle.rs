@@ -48,6 +48,110 @@ impl fmt::Display for MaxLoad {
     }
 }
 
+/// The `--nice` setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Nice {
+    /// Rest this many times each batch's own time.
+    Ratio(f64),
+    /// Adapt the ratio so the other sessions' statements in flight stay near their level at rest
+    /// (see [`Pacer`]).
+    Auto,
+}
+
+impl FromStr for Nice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Nice, String> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(Nice::Auto);
+        }
+        match s.trim().parse::<f64>() {
+            Ok(r) if r.is_finite() && r >= 0.0 => Ok(Nice::Ratio(r)),
+            _ => Err(format!(
+                "--nice `{s}` is neither `auto` nor a ratio ≥ 0 (write e.g. --nice 1 to rest as long as each batch ran)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Nice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Nice::Auto => f.write_str("auto"),
+            Nice::Ratio(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Looks the pacer averages before it decides: about two seconds at [`SAMPLE_EVERY`].
+pub const ADJUST_LOOKS: u32 = 40;
+/// How much the statements in flight may grow over their level at rest, and a little slack for a
+/// near-idle server, before the pacer rests more. By Little's law, at a steady request rate this is
+/// how much slower the application's statements have become.
+pub const TOLERANCE: f64 = 1.25;
+pub const SLACK: f64 = 0.1;
+/// The most the pacer rests: four times each batch, a fifth of the server's time for the backfill.
+pub const MAX_NICE: f64 = 4.0;
+/// The first rest ratio the pacer tries, and the smallest it keeps before going back to none.
+pub const MIN_NICE: f64 = 0.25;
+/// How often the level at rest is measured again (the application's own load drifts), after a
+/// rest that lets its queue drain.
+pub const REBASE_EVERY: Duration = Duration::from_secs(60);
+pub const REBASE_SETTLE: Duration = Duration::from_millis(300);
+
+/// `--nice auto`: a rest ratio adapted every [`ADJUST_LOOKS`] looks, doubled while the other
+/// sessions' statements in flight stay above [`TOLERANCE`] × their level at rest, halved while they
+/// are back near it. The backfill then takes what the server has to spare, and little more.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    nice: f64,
+    sum: u64,
+    looks: u32,
+}
+
+impl Default for Pacer {
+    fn default() -> Pacer {
+        Pacer::new()
+    }
+}
+
+impl Pacer {
+    pub fn new() -> Pacer {
+        Pacer {
+            nice: 0.0,
+            sum: 0,
+            looks: 0,
+        }
+    }
+
+    pub fn nice(&self) -> f64 {
+        self.nice
+    }
+
+    /// Feeds one look taken while the backfill runs; returns the new ratio when it changed.
+    pub fn feed(&mut self, running: u32, baseline: f64) -> Option<f64> {
+        self.sum += u64::from(running);
+        self.looks += 1;
+        if self.looks < ADJUST_LOOKS {
+            return None;
+        }
+        let mean = self.sum as f64 / f64::from(self.looks);
+        self.sum = 0;
+        self.looks = 0;
+        let before = self.nice;
+        if mean > baseline * TOLERANCE + SLACK {
+            self.nice = (self.nice * 2.0).clamp(MIN_NICE, MAX_NICE);
+        } else if mean <= baseline * (1.0 + (TOLERANCE - 1.0) / 2.0) + SLACK / 2.0 {
+            self.nice = if self.nice / 2.0 < MIN_NICE {
+                0.0
+            } else {
+                self.nice / 2.0
+            };
+        }
+        (self.nice != before).then_some(self.nice)
+    }
+}
+
 /// Samples of the running-sessions count taken when the backfill starts, for `auto`.
 pub const BASELINE_SAMPLES: u32 = 20;
 /// Gap between two baseline samples: 20 × 10 ms, a fifth of a second.
@@ -116,16 +220,6 @@ pub fn rest(pause: Duration, nice: f64, batch: Duration) -> Duration {
     pause + batch.mul_f64(nice.max(0.0))
 }
 
-/// Parses `--nice`: a rest ratio of at least zero.
-pub fn parse_nice(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!(
-            "--nice `{s}` is not a ratio ≥ 0 (write e.g. --nice 1 to rest as long as each batch ran)"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +236,41 @@ mod tests {
         assert_eq!(MaxLoad::Sessions(7).to_string(), "7");
         let e = "-3".parse::<MaxLoad>().unwrap_err();
         assert!(e.contains("--max-load `-3`"), "{e}");
+    }
+
+    #[test]
+    fn pacer_rests_more_while_others_slow_down_and_less_once_they_recover() {
+        let mut p = Pacer::new();
+        let feed =
+            |p: &mut Pacer, n: u32| (0..ADJUST_LOOKS).map(|_| p.feed(n, 2.0)).last().flatten();
+        // 2 at rest: 3 is within 1.25× + 0.1 (2.6)? No: it is above, so rest.
+        assert_eq!(feed(&mut p, 3), Some(MIN_NICE));
+        assert_eq!(feed(&mut p, 3), Some(MIN_NICE * 2.0));
+        for _ in 0..10 {
+            feed(&mut p, 5);
+        }
+        assert_eq!(p.nice(), MAX_NICE);
+        // Between the two bands: hold.
+        assert_eq!(feed(&mut p, 2), Some(MAX_NICE / 2.0));
+        assert_eq!(feed(&mut p, 2), Some(MAX_NICE / 4.0));
+        let held = Pacer {
+            nice: 1.0,
+            ..Pacer::new()
+        };
+        let mut h = held.clone();
+        assert_eq!(feed(&mut h, 2), Some(0.5));
+        let mut h = held;
+        // 2.4 on average: above 2.3 (the lower band), below 2.6: no change.
+        for i in 0..ADJUST_LOOKS {
+            assert_eq!(h.feed(if i % 5 < 2 { 3 } else { 2 }, 2.0), None);
+        }
+        assert_eq!(h.nice(), 1.0);
+        // Back to none below the smallest step.
+        let mut q = Pacer {
+            nice: MIN_NICE,
+            ..Pacer::new()
+        };
+        assert_eq!(feed(&mut q, 0), Some(0.0));
     }
 
     #[test]
@@ -172,7 +301,8 @@ mod tests {
             rest(Duration::from_millis(5), 1.5, b),
             Duration::from_millis(65)
         );
-        assert!(parse_nice("-1").is_err() && parse_nice("nan").is_err());
-        assert_eq!(parse_nice("0.5").unwrap(), 0.5);
+        assert!("-1".parse::<Nice>().is_err() && "nan".parse::<Nice>().is_err());
+        assert_eq!("0.5".parse::<Nice>().unwrap(), Nice::Ratio(0.5));
+        assert_eq!("Auto".parse::<Nice>().unwrap(), Nice::Auto);
     }
 }

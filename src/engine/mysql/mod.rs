@@ -14,7 +14,7 @@ pub use session::{lock_name as driver_lock_name, stale_after};
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
-    MaxLoad, Settings, StateRow, Status, TableSchema, Trigger,
+    MaxLoad, Nice, Settings, StateRow, Status, TableSchema, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::plan::{Action, Plan};
@@ -1069,7 +1069,7 @@ impl Engine for MySql {
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
-            nice: 0.0,
+            nice: Nice::Auto,
             max_load: MaxLoad::Auto,
         }
     }

@@ -11,7 +11,7 @@ pub use rules::{PgEnv, PgReference, build_plan};
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
-    MaxLoad, Settings, StateRow, Status, TableSchema, Trigger,
+    MaxLoad, Nice, Settings, StateRow, Status, TableSchema, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::plan::{DefaultKind, Plan, Volatility};
@@ -1125,7 +1125,7 @@ impl Engine for Postgres {
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
-            nice: 0.0,
+            nice: Nice::Auto,
             max_load: MaxLoad::Auto,
         }
     }

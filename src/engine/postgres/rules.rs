@@ -144,6 +144,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
     let steps = steps(add, schema, env, &decided);
     let mut notes = vec![
         "every step that takes a lock waits at most --lock-timeout (default 200ms) for it, in its own transaction, and retries with backoff within --lock-budget: a waiting ALTER never queues the application's queries behind it for longer".to_string(),
+        "before each such step, an autovacuum of the table is cancelled (PostgreSQL runs it again later; it would hold every attempt up, since PostgreSQL cancels it for a waiter only after deadlock_timeout), or waited for, without queueing, when it prevents wraparound or zerodown may not signal it; zerodown's own statements use no parallel workers".to_string(),
     ];
     if decided.fill.is_some() {
         notes.push("the dual-write function runs as its owner (SECURITY DEFINER) with search_path = pg_catalog, pg_temp: functions and types in the expressions that are not built in must be schema-qualified".into());

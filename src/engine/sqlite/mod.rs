@@ -10,7 +10,7 @@ use rules::version_text;
 
 use super::{
     BatchOutcome, Column, Defaults, DriverLock, Engine, Event, KeyValue, LockGuardSettings,
-    MaxLoad, Settings, StateRow, Status, TableSchema, Trigger,
+    MaxLoad, Nice, Settings, StateRow, Status, TableSchema, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -685,7 +685,7 @@ impl Engine for Sqlite {
             // two lock-holding steps is missed by a writer that has already waited a while.
             step_gap: Duration::from_millis(100),
             pause: None,
-            nice: 0.0,
+            nice: Nice::Ratio(0.0),
             max_load: MaxLoad::Off,
         }
     }
