@@ -128,15 +128,15 @@ struct Tuning {
     #[arg(long, value_parser = parse_duration)]
     lock_budget: Option<Duration>,
     /// Target time of one backfill batch; the batch size adapts to it [SQLite default: 5ms,
-    /// PostgreSQL and MySQL/MariaDB 100ms]. An application write to a row of the current batch waits
-    /// up to this long.
+    /// PostgreSQL and MySQL/MariaDB 20ms]. An application write to a row of the current batch waits
+    /// up to this long, and on a server with no spare CPU the application's statements slow down for
+    /// as long; longer batches fill a little faster on PostgreSQL's idle server, slower under load
+    /// (BENCHMARKS.md).
     #[arg(long, value_parser = parse_duration)]
     batch_time: Option<Duration>,
     /// Fixed rest between batches [PostgreSQL and MySQL/MariaDB default: 0; SQLite default: adaptive —
     /// twice a batch's lock hold while other connections write, a quarter of it otherwise, jittered].
-    /// On a server with little spare CPU, a rest gives it back to the application: with a rest equal to
-    /// --batch-time the backfill takes about half the server's time (BENCHMARKS.md: PostgreSQL 15 on 2
-    /// cores at half its maximum load, p99 420 → 47 ms, backfill rate halved).
+    /// See --nice for a rest in proportion to each batch.
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
     /// Rest after each batch this many times the batch's own time, on top of --pause (gh-ost's nice

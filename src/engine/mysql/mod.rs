@@ -1065,7 +1065,7 @@ impl Engine for MySql {
         Defaults {
             lock_timeout: Duration::from_secs(1),
             lock_budget: Duration::from_secs(600),
-            batch_time: Duration::from_millis(100),
+            batch_time: Duration::from_millis(20),
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),

@@ -526,7 +526,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             ],
             lock(
                 "row locks on one batch",
-                "one batch at a time (--batch-time, default 100ms); readers never wait",
+                "one batch at a time (--batch-time, default 20ms); readers never wait",
                 false,
                 false,
             ),

@@ -1121,7 +1121,7 @@ impl Engine for Postgres {
         Defaults {
             lock_timeout: Duration::from_millis(200),
             lock_budget: Duration::from_secs(600),
-            batch_time: Duration::from_millis(100),
+            batch_time: Duration::from_millis(20),
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
