@@ -139,12 +139,14 @@ struct Tuning {
     /// See --nice for a rest in proportion to each batch.
     #[arg(long, value_parser = parse_duration)]
     pause: Option<Duration>,
-    /// Rest after each batch this many times the batch's own time, on top of --pause (gh-ost's nice
-    /// ratio: 1 gives the server half its time back at any load), or `auto` [PostgreSQL and
-    /// MySQL/MariaDB default; SQLite: 0]: start with no rest and double it (up to 4) while other
-    /// sessions' statements in flight stay 25% above their level at rest — at a steady request rate,
-    /// by Little's law, while the application's statements run 25% slower — and halve it once they
-    /// are back; the level at rest is measured as the backfill begins and again every minute.
+    /// Rest after each batch this many times the batch's own time, on top of --pause [default: 0].
+    /// gh-ost's nice ratio: on a server with little spare CPU, 1 gives it half its time back (measured
+    /// on PostgreSQL 15 on 2 cores at half its maximum load: the application's p99 52–166 ms → 14 ms,
+    /// the backfill rate roughly halved; BENCHMARKS.md). `auto` (PostgreSQL and MySQL/MariaDB; experimental): start with no rest and
+    /// double it (up to 4) while other sessions' statements in flight stay 25% above their level at
+    /// rest — at a steady request rate, by Little's law, while the application's statements run
+    /// slower — and halve it once they are back; the level at rest is measured as the backfill begins
+    /// and every minute. An application with few connections hardly moves that count.
     #[arg(long, value_name = "RATIO|auto")]
     nice: Option<zerodown::engine::Nice>,
     /// PostgreSQL and MySQL/MariaDB: rest the backfill while more than this many other sessions are

@@ -1069,7 +1069,7 @@ impl Engine for MySql {
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
-            nice: Nice::Auto,
+            nice: Nice::Ratio(0.0),
             max_load: MaxLoad::Auto,
         }
     }

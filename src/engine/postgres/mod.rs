@@ -1125,7 +1125,7 @@ impl Engine for Postgres {
             quiet_period: Duration::from_secs(10),
             step_gap: Duration::ZERO,
             pause: Some(Duration::ZERO),
-            nice: Nice::Auto,
+            nice: Nice::Ratio(0.0),
             max_load: MaxLoad::Auto,
         }
     }
