@@ -189,11 +189,7 @@ impl BenchTarget for MariaDbTarget {
     }
 
     fn naive_steps(&self) -> Vec<NaiveStep> {
-        let step = |label: &str, sql: String, then_deploy: bool| NaiveStep {
-            label: label.into(),
-            sql,
-            then_deploy,
-        };
+        let step = NaiveStep::new;
         vec![
             step(
                 "add column",
@@ -227,11 +223,8 @@ impl BenchTarget for MariaDbTarget {
 
     /// No NOT NULL: MariaDB rejects it on a generated column (a syntax error on 10.11).
     fn naive_rewrite_steps(&self) -> Option<Vec<NaiveStep>> {
-        let step = |label: &str, sql: String| NaiveStep {
-            label: label.into(),
-            sql,
-            then_deploy: false,
-        };
+        // The application never switches version: a generated column refuses written values.
+        let step = |label: &str, sql: String| NaiveStep::new(label, sql, false);
         Some(vec![
             // 10.11 adds a STORED column only with ALGORITHM=COPY, LOCK=SHARED at best: writes wait.
             step(

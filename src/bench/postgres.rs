@@ -209,11 +209,7 @@ impl BenchTarget for PgTarget {
     }
 
     fn naive_steps(&self) -> Vec<NaiveStep> {
-        let step = |label: &str, sql: String, then_deploy: bool| NaiveStep {
-            label: label.into(),
-            sql,
-            then_deploy,
-        };
+        let step = NaiveStep::new;
         vec![
             step(
                 "add column",
@@ -248,11 +244,8 @@ impl BenchTarget for PgTarget {
     /// PostgreSQL accepts NOT NULL beside GENERATED (checked on 15), so the column is NOT NULL as
     /// zerodown's is; no CHECK or default: the expression decides every value.
     fn naive_rewrite_steps(&self) -> Option<Vec<NaiveStep>> {
-        let step = |label: &str, sql: String| NaiveStep {
-            label: label.into(),
-            sql,
-            then_deploy: false,
-        };
+        // The application never switches version: a generated column refuses written values.
+        let step = |label: &str, sql: String| NaiveStep::new(label, sql, false);
         Some(vec![
             // Rewrites the table (and rebuilds its indexes) under ACCESS EXCLUSIVE: reads wait too.
             step(

@@ -204,11 +204,7 @@ impl BenchTarget for SqliteTarget {
     }
 
     fn naive_steps(&self) -> Vec<NaiveStep> {
-        let step = |label: &str, sql: String, then_deploy: bool| NaiveStep {
-            label: label.into(),
-            sql,
-            then_deploy,
-        };
+        let step = NaiveStep::new;
         vec![
             step(
                 "add column",

@@ -144,6 +144,16 @@ pub struct NaiveStep {
     pub then_deploy: bool,
 }
 
+impl NaiveStep {
+    pub fn new(label: &str, sql: String, then_deploy: bool) -> NaiveStep {
+        NaiveStep {
+            label: label.into(),
+            sql,
+            then_deploy,
+        }
+    }
+}
+
 /// One statement's run on an admin connection.
 #[derive(Debug, Clone, Default)]
 pub struct StatementRun {
