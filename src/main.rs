@@ -217,6 +217,8 @@ struct Reporter {
     last_line: std::time::Instant,
     /// Time the backfill has rested for load so far, shown with its progress.
     rested: Duration,
+    /// When the current wait for load began.
+    waiting_since: Option<std::time::Instant>,
 }
 
 impl Reporter {
@@ -226,6 +228,7 @@ impl Reporter {
             tty: std::io::stderr().is_terminal(),
             last_line: std::time::Instant::now() - Duration::from_secs(60),
             rested: Duration::ZERO,
+            waiting_since: None,
         }
     }
 
@@ -322,6 +325,7 @@ impl Reporter {
                 limit,
                 rested: Some(d),
             } => {
+                self.waiting_since = None;
                 self.rested += d;
                 // Short rests are the throttle at work and show in the progress line; a long one
                 // deserves its own line.
@@ -331,7 +335,22 @@ impl Reporter {
                     ));
                 }
             }
-            Event::Throttle { .. } => {}
+            Event::Throttle {
+                running,
+                limit,
+                rested: None,
+            } => {
+                // Said once the wait has lasted a while (the library repeats it every 10 s), so
+                // a paused backfill never looks stuck; short waits only add to the progress line.
+                let now = std::time::Instant::now();
+                match self.waiting_since {
+                    None => self.waiting_since = Some(now),
+                    Some(t) if now.duration_since(t) >= Duration::from_secs(5) => self.say(&format!(
+                        "      backfill paused: {running:.1} other sessions running statements, over --max-load {limit:.1}; it goes on when they drop"
+                    )),
+                    Some(_) => {}
+                }
+            }
             Event::Note(n) => self.say(&format!("note: {n}")),
         }
     }

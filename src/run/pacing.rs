@@ -8,6 +8,9 @@ use crate::error::Result;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// How often a long wait for load says it is still waiting.
+const STILL_WAITING: Duration = Duration::from_secs(10);
+
 /// How a wait for load ended.
 pub enum Rested {
     Ok,
@@ -155,6 +158,7 @@ impl Throttle {
         });
         let began = Instant::now();
         let mut last_look = Instant::now();
+        let mut last_said = Instant::now();
         loop {
             if ctx.cancel.load(Ordering::SeqCst) {
                 return Ok(Rested::Interrupted);
@@ -173,6 +177,14 @@ impl Throttle {
             std::thread::sleep(throttle::LOAD_REST.mul_f64(rand::random_range(0.5..1.5)));
             // Not fed to the pacer: these looks see the server without the backfill.
             self.gauge.push(engine.running_sessions()?.unwrap_or(0));
+            if last_said.elapsed() >= STILL_WAITING {
+                last_said = Instant::now();
+                (ctx.emit)(Event::Throttle {
+                    running: self.gauge.mean(),
+                    limit,
+                    rested: None,
+                });
+            }
             if self.gauge.mean() <= limit {
                 (ctx.emit)(Event::Throttle {
                     running: self.gauge.mean(),
