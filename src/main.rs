@@ -149,12 +149,13 @@ struct Tuning {
     /// and every minute. An application with few connections hardly moves that count.
     #[arg(long, value_name = "RATIO|auto")]
     nice: Option<zerodown::engine::Nice>,
-    /// PostgreSQL and MySQL/MariaDB: rest the backfill while more than this many other sessions are
-    /// running statements (MySQL's Threads_running; PostgreSQL's active sessions in pg_stat_activity,
-    /// which needs pg_read_all_stats to see other roles' sessions). `auto` [the default] counts them
-    /// for a fifth of a second as the backfill begins and rests above half as many again (at least
-    /// one more): at a steady request rate more statements in flight means slower statements. A
-    /// number sets the limit; `off` never rests for load.
+    /// PostgreSQL and MySQL/MariaDB: pause the backfill while more than this many other sessions are
+    /// running a statement that began under a second ago (a long report does not count): PostgreSQL's
+    /// pg_stat_activity, which shows other roles' sessions only with pg_read_all_stats; MySQL/MariaDB's
+    /// process list with the PROCESS privilege, else Threads_running. `auto` [the default] counts them
+    /// for a fifth of a second as the backfill begins and pauses above half as many again (at least one
+    /// more): at a steady request rate more statements in flight means slower statements. A number
+    /// sets the limit; `off` never pauses for load.
     #[arg(long, value_name = "N|auto|off")]
     max_load: Option<zerodown::engine::MaxLoad>,
     /// PostgreSQL: timeout of one online index build (CREATE INDEX CONCURRENTLY), which waits for
