@@ -5,6 +5,7 @@
 pub mod ansi;
 pub mod mysql;
 pub mod postgres;
+pub mod sql_shape;
 pub mod sqlite;
 
 use crate::error::Result;

@@ -790,7 +790,7 @@ impl MySql {
         type P = (u64, String, String, i64, String, String, Option<i64>);
         let rows: std::result::Result<Vec<P>, _> = self.conn.exec(
             "SELECT p.ID, p.USER, p.COMMAND, p.TIME, coalesce(p.STATE, ''),
-                    left(replace(coalesce(p.INFO, ''), '\n', ' '), 120),
+                    coalesce(p.INFO, ''),
                     TIMESTAMPDIFF(SECOND, t.trx_started, NOW())
              FROM information_schema.PROCESSLIST p
              LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
@@ -820,7 +820,8 @@ impl MySql {
                         }
                         s.push(')');
                         if !info.is_empty() {
-                            s.push_str(&format!(": {info}"));
+                            let shape = super::sql_shape::statement_shape(info, true);
+                            s.push_str(&format!(": {shape}"));
                         }
                         s
                     })

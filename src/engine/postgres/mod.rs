@@ -806,8 +806,8 @@ impl Postgres {
         };
         let rows = self.client.query(
             "SELECT a.pid, coalesce(a.state, '?'), coalesce(extract(epoch FROM now() - a.xact_start)::float8, 0),
-                    left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120), l.mode, l.granted,
-                    coalesce(a.application_name, '')
+                    coalesce(a.query, ''), l.mode, l.granted,
+                    coalesce(a.application_name, ''), coalesce(a.usename::text, '?')
              FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.pid <> pg_backend_pid()
              ORDER BY l.granted DESC, a.xact_start NULLS LAST LIMIT 5",
@@ -820,12 +820,13 @@ impl Postgres {
                     let pid: i32 = r.get(0);
                     let state: String = r.get(1);
                     let age: f64 = r.get(2);
-                    let query: String = r.get(3);
+                    let query = super::sql_shape::statement_shape(&r.get::<_, String>(3), false);
                     let mode: String = r.get(4);
                     let granted: bool = r.get(5);
                     let app: String = r.get(6);
+                    let user: String = r.get(7);
                     format!(
-                        "pid {pid}{} ({state}, transaction open {age:.1}s, {} {mode}): {query}",
+                        "pid {pid}{} (user {user}, {state}, transaction open {age:.1}s, {} {mode}): {query}",
                         if app.is_empty() {
                             String::new()
                         } else {
