@@ -379,37 +379,17 @@ fn quiet_period(engine: &mut dyn Engine, state: &StateRow, ctx: &mut Ctx) -> Res
 
 /// `complete`: refuses until the backfill is done and old writers are gone; then constraints, default, cleanup.
 pub fn complete(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()> {
-    let state = require_state(engine, name)?;
-    match state.status {
-        Status::Completed => {
-            (ctx.emit)(Event::Note(format!("`{name}` is already completed")));
-            return Ok(());
-        }
-        Status::Started => {
-            let pct = match state.rows_total {
-                Some(t) if t > 0 => format!(" ({:.1}%)", 100.0 * state.rows_done as f64 / t as f64),
-                _ => String::new(),
-            };
-            return Err(Error::WrongPhase(format!(
-                "`{name}` has not finished its backfill: {} of {} rows{pct}, step {} of {}; run `zerodown start` with the same migration to finish it",
-                state.rows_done,
-                state
-                    .rows_total
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "?".into()),
-                state.next_step + 1,
-                state.plan.steps.len()
-            )));
-        }
-        Status::RollingBack => {
-            return Err(Error::WrongPhase(format!(
-                "`{name}` is being rolled back; run `zerodown rollback {name}` to finish that"
-            )));
-        }
-        Status::Backfilled | Status::Completing => {}
-        Status::RolledBack => unreachable!(),
+    // Read first, so a migration in the wrong phase gets its own message rather than "busy" ...
+    if !completable(&require_state(engine, name)?, ctx)? {
+        return Ok(());
     }
     let _lock = engine.lock_driver(name, Duration::ZERO)?;
+    // ... and again under the driver lock: a rollback may have finished in between, and its row
+    // must not be set back to `completing`.
+    let state = require_state(engine, name)?;
+    if !completable(&state, ctx)? {
+        return Ok(());
+    }
     ctx.guard_for(engine);
     engine.preflight(ctx.settings, ctx.emit)?;
     engine.set_status(state.id, Status::Completing)?;
@@ -420,6 +400,39 @@ pub fn complete(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
         engine.set_status(state.id, Status::Completed)?;
     }
     Ok(())
+}
+
+/// Whether `complete` has work to do in the state's phase: `false` when already completed, an error
+/// when the backfill is unfinished or a rollback is under way.
+fn completable(state: &StateRow, ctx: &mut Ctx) -> Result<bool> {
+    let name = &state.name;
+    match state.status {
+        Status::Completed => {
+            (ctx.emit)(Event::Note(format!("`{name}` is already completed")));
+            Ok(false)
+        }
+        Status::Started => {
+            let pct = match state.rows_total {
+                Some(t) if t > 0 => format!(" ({:.1}%)", 100.0 * state.rows_done as f64 / t as f64),
+                _ => String::new(),
+            };
+            Err(Error::WrongPhase(format!(
+                "`{name}` has not finished its backfill: {} of {} rows{pct}, step {} of {}; run `zerodown start` with the same migration to finish it",
+                state.rows_done,
+                state
+                    .rows_total
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                state.next_step + 1,
+                state.plan.steps.len()
+            )))
+        }
+        Status::RollingBack => Err(Error::WrongPhase(format!(
+            "`{name}` is being rolled back; run `zerodown rollback {name}` to finish that"
+        ))),
+        Status::Backfilled | Status::Completing => Ok(true),
+        Status::RolledBack => unreachable!("active states are never rolled back"),
+    }
 }
 
 /// `rollback`: stops a running driver, then undoes every step done so far, newest first.
