@@ -34,6 +34,7 @@ pub fn dialect_of(url: &DatabaseUrl) -> Dialect {
 /// Plans a migration against the live database, changing nothing. For a migration already in
 /// progress under that name, the plan it is following (its schema has moved on since).
 pub fn plan(url: &DatabaseUrl, migration: &Migration) -> Result<Plan> {
+    let migration = &migration.rendered_for(dialect_of(url))?;
     let mut engine = engine::connect(url)?;
     if let Some(state) = run::active_state(engine.as_mut(), &migration.name)? {
         run::check_same_spec(&state, migration)?;
@@ -60,6 +61,7 @@ pub fn start(
     emit: &mut dyn FnMut(Event),
     cancel: &AtomicBool,
 ) -> Result<StartOutcome> {
+    let migration = &migration.rendered_for(dialect_of(url))?;
     let mut engine = engine::connect(url)?;
     run::start(
         engine.as_mut(),

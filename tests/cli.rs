@@ -211,7 +211,15 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
                 "m3.toml",
                 "[add_column]\ntable = \"strict_t\"\ncolumn = \"c\"\ntype = \"varchar(10)\"\n",
             ),
-            vec!["STRICT", "varchar(10)"],
+            vec!["STRICT", "VARCHAR(10)"],
+        ),
+        (
+            write(
+                &dir,
+                "m3b.toml",
+                "[add_column]\ntable = \"accounts\"\ncolumn = \"c\"\ntype = \"int); DROP TABLE accounts; --\"\n",
+            ),
+            vec!["type:1:4", "unexpected `)`", "one SQL type only"],
         ),
         (
             write(

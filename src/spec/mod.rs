@@ -3,11 +3,13 @@
 //! A migration comes from a TOML file (`[add_column]`) or from one `ALTER TABLE … ADD COLUMN` statement;
 //! both produce the same [`AddColumn`]. Nothing here talks to a database.
 
+mod data_type;
 mod expr;
 mod reference;
 mod sql;
 mod toml_file;
 
+pub use data_type::render_data_type;
 pub use expr::{ExprInfo, analyze_expr};
 
 use serde::{Deserialize, Serialize};
@@ -90,6 +92,18 @@ impl Migration {
             name: name.into(),
             operation: Operation::AddColumn(add),
         }
+    }
+}
+
+impl Migration {
+    /// The migration with every user-written type parsed in `dialect` and rendered by the parser, so
+    /// no statement, not even a probe during `plan`, ever holds the user's raw type text.
+    pub fn rendered_for(&self, dialect: Dialect) -> Result<Migration, SpecError> {
+        let mut m = self.clone();
+        match &mut m.operation {
+            Operation::AddColumn(a) => a.data_type = render_data_type(&a.data_type, dialect)?,
+        }
+        Ok(m)
     }
 }
 
