@@ -1,0 +1,10 @@
+BEGIN;
+
+-- Running upgrade 4d5e6f708192 -> 5e6f708192a3
+
+ALTER TABLE billing.invoices ALTER COLUMN amount_cents TYPE BIGINT;
+
+UPDATE alembic_version SET version_num='5e6f708192a3' WHERE alembic_version.version_num = '4d5e6f708192';
+
+COMMIT;
+

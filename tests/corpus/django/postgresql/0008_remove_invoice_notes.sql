@@ -1,0 +1,6 @@
+BEGIN;
+--
+-- Remove field notes from invoice
+--
+ALTER TABLE "billing_invoice" DROP COLUMN "notes" CASCADE;
+COMMIT;
