@@ -1,0 +1,1 @@
+alter table `invoices` modify `amount_cents` bigint not null;
