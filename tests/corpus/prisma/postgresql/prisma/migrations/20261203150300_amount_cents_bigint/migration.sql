@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "billing"."Invoice" ALTER COLUMN "amountCents" SET DATA TYPE BIGINT;
