@@ -1,0 +1,4 @@
+ALTER TABLE invoices
+    ADD COLUMN paid_at DATETIME NULL AFTER amount_cents,
+    ADD COLUMN status VARCHAR(20) NOT NULL DEFAULT 'draft' AFTER paid_at,
+    ALGORITHM=INSTANT;

@@ -1,0 +1,1 @@
+ALTER TABLE billing.invoices ALTER COLUMN amount_cents TYPE bigint;

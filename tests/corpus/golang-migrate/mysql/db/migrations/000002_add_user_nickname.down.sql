@@ -1,0 +1,2 @@
+DROP INDEX idx_users_nickname ON users;
+ALTER TABLE users DROP COLUMN nickname;

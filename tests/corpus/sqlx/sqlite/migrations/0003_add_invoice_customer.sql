@@ -1,0 +1,2 @@
+-- Add migration script here
+ALTER TABLE invoices ADD COLUMN customer_id INTEGER REFERENCES customers (id);

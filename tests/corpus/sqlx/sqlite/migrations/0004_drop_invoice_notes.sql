@@ -1,0 +1,2 @@
+-- Add migration script here
+ALTER TABLE invoices DROP COLUMN notes;
