@@ -1,0 +1,2 @@
+-- squawk docs "ban-truncate-cascade", "solution":
+truncate a, b;

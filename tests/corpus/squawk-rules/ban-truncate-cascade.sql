@@ -1,0 +1,2 @@
+-- squawk docs "ban-truncate-cascade", "problem":
+truncate a cascade;

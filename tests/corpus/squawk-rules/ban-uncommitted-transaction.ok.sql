@@ -1,0 +1,4 @@
+-- squawk docs "ban-uncommitted-transaction", "solution":
+begin;
+create table users (id bigint);
+commit;

@@ -1,0 +1,4 @@
+-- squawk docs "ban-uncommitted-transaction", "problem":
+begin;
+create table users (id bigint);
+-- missing `commit`!

@@ -1,0 +1,3 @@
+-- squawk docs "require-statement-timeout":
+-- error, missing statement timeout
+alter table t add column c boolean;
