@@ -1,0 +1,4 @@
+--
+-- Add field paid_at to invoice
+--
+ALTER TABLE `billing_invoice` ADD COLUMN `paid_at` datetime(6) NULL;
