@@ -5,7 +5,8 @@
 #   scripts/bench.sh pg15    [flags…]                  # a throwaway PostgreSQL 15 server
 #   scripts/bench.sh pg18    [flags…]                  # a throwaway PostgreSQL 18 server (scripts/install-test-deps.sh)
 #   scripts/bench.sh mariadb [flags…]                  # a throwaway MariaDB server (add --allow-copy for zerodown-copy)
-#   scripts/bench.sh url     [flags…] --url postgres://…|mysql://…   # a server you started
+#   ZERODOWN_BENCH_URL=postgres://…|mysql://… scripts/bench.sh url [flags…]   # a server you started
+#     (the URL in the environment, not as --url: a command line, password included, is visible to `ps`)
 #
 # Throwaway servers come from the test suite's launcher (tests/support), through the ignored test
 # `bench_on_throwaway_server` in tests/bench_smoke.rs: started in /tmp/zd-XXXXXX, server output in files
@@ -25,13 +26,13 @@ json="$PWD/$base.jsonl"
 } > "$base.uptime"
 case $engine in
   sqlite | url)
-    cargo build --release --bin zerodown-bench 2> "$base.build"
+    cargo build --release --features bench --bin zerodown-bench 2> "$base.build"
     target/release/zerodown-bench --json "$json" "$@" > "$base.txt" 2> "$base.stderr"
     ;;
   pg[0-9]* | mariadb)
-    cargo test --release --test bench_smoke --no-run 2> "$base.build"
+    cargo test --release --features bench --test bench_smoke --no-run 2> "$base.build"
     ZERODOWN_BENCH_ENGINE=$engine ZERODOWN_BENCH_ARGS="--json $json $*" \
-      cargo test --release --test bench_smoke bench_on_throwaway_server -- --ignored --nocapture \
+      cargo test --release --features bench --test bench_smoke bench_on_throwaway_server -- --ignored --nocapture \
       > "$base.txt" 2> "$base.stderr"
     ;;
   *)

@@ -13,7 +13,9 @@ mod support;
 
 use rusqlite::Connection;
 use serde_json::Value;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The tiny-run flags every engine's smoke run shares.
@@ -34,15 +36,45 @@ const TINY: &[&str] = &[
     "200ms",
 ];
 
-/// Runs zerodown-bench with `args` and returns (stdout, its JSON lines).
-fn run_bench(args: &[String], json: &std::path::Path) -> (String, Vec<Value>) {
+/// Runs zerodown-bench with `args` (and a server's URL in the environment, never on a command line,
+/// where `ps` shows it) and returns (stdout, its JSON lines). With a URL, the command lines of the
+/// benchmark's children (zerodown's part, `zerodown-bench drive`) are watched while it runs: none may
+/// hold the URL's credentials.
+fn run_bench(args: &[String], url: Option<&str>, json: &std::path::Path) -> (String, Vec<Value>) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"));
+    if let Some(u) = url {
+        cmd.env("ZERODOWN_BENCH_URL", u);
+    }
+    let child = cmd
         .args(args)
         .arg("--json")
         .arg(json)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (pid, done) = (child.id(), done.clone());
+        std::thread::spawn(move || children_command_lines(pid, &done))
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    if let Some(u) = url {
+        let credentials = &u[u.find("://").unwrap() + 3..u.rfind('@').unwrap()];
+        assert!(
+            seen.iter().any(|c| c.contains(" drive ")),
+            "no child seen: {seen:?}"
+        );
+        for c in &seen {
+            assert!(
+                !c.contains(credentials),
+                "a child's command line holds the password: {c}"
+            );
+        }
+    }
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -144,10 +176,39 @@ fn assert_server_run(engine: &str, lines: &[Value], expect: &[&str]) {
     );
 }
 
-fn server_args(url: &str, extra: &[&str]) -> Vec<String> {
+/// The command lines of `pid`'s children, read from /proc until `done`: what `ps` shows any user.
+fn children_command_lines(pid: u32, done: &AtomicBool) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(n) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            // The parent pid is the second field after the command's name, which ends at the last ')'.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{n}/stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid != Some(pid) {
+                continue;
+            }
+            if let Ok(raw) = std::fs::read(format!("/proc/{n}/cmdline")) {
+                let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+                if !line.is_empty() && !seen.contains(&line) {
+                    seen.push(line);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    seen
+}
+
+fn server_args(extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = TINY.iter().map(|s| s.to_string()).collect();
-    a.push("--url".into());
-    a.push(url.into());
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
@@ -157,7 +218,11 @@ fn postgres_15_runs_and_reports() {
     let Some(pg) = support::pg(15) else { return };
     let db = pg.fresh_database("zb");
     let dir = tempfile::tempdir().unwrap();
-    let (stdout, lines) = run_bench(&server_args(db.url(), &[]), &dir.path().join("r.jsonl"));
+    let (stdout, lines) = run_bench(
+        &server_args(&[]),
+        Some(db.url()),
+        &dir.path().join("r.jsonl"),
+    );
     assert!(stdout.contains("engine: PostgreSQL 15"), "{stdout}");
     assert!(
         !stdout.contains(":zerodown@"),
@@ -182,7 +247,8 @@ fn mariadb_runs_and_reports_with_the_copy_variant() {
     let db = m.fresh_database("zb");
     let dir = tempfile::tempdir().unwrap();
     let (stdout, lines) = run_bench(
-        &server_args(db.url(), &["--allow-copy"]),
+        &server_args(&["--allow-copy"]),
+        Some(db.url()),
         &dir.path().join("r.jsonl"),
     );
     assert!(stdout.contains("engine: MariaDB"), "{stdout}");
@@ -263,8 +329,7 @@ fn bench_on_throwaway_server() {
     }
     let status = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
         .args(&args)
-        .arg("--url")
-        .arg(&url)
+        .env("ZERODOWN_BENCH_URL", &url)
         .status()
         .unwrap();
     assert!(status.success());

@@ -140,12 +140,22 @@ pub struct DriveRequest {
     pub allow_copy: bool,
 }
 
+/// The environment variable that carries the database URL to the child: never its command line, which
+/// `ps` shows to every user of the machine, password included.
+pub const DRIVE_URL_ENV: &str = "DATABASE_URL";
+
 impl DriveRequest {
+    /// The child's command: the request as arguments, the URL in the environment.
+    pub fn command(&self, exe: &Path) -> Command {
+        let mut c = Command::new(exe);
+        c.args(self.args()).env(DRIVE_URL_ENV, &self.url);
+        c
+    }
+
+    /// The request's arguments, everything but the URL.
     pub fn args(&self) -> Vec<String> {
         let mut a = vec![
             "drive".to_string(),
-            "--url".into(),
-            self.url.clone(),
             "--verb".into(),
             self.verb.clone(),
             "--name".into(),
@@ -412,8 +422,8 @@ pub fn run_child(
     req: &DriveRequest,
     on_line: &mut dyn FnMut(&Line),
 ) -> Result<DriveRun, String> {
-    let mut child = Command::new(exe)
-        .args(req.args())
+    let mut child = req
+        .command(exe)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -488,5 +498,40 @@ mod tests {
         assert!(a.contains("--pause 0us"), "{a}");
         assert!(!a.contains("--batch-time"), "{a}");
         assert!(a.ends_with("--allow-copy"), "{a}");
+    }
+
+    /// `ps` shows every process's arguments to every user: the URL, password included, must reach the
+    /// child some other way.
+    #[test]
+    fn the_child_command_line_never_holds_the_url() {
+        let r = DriveRequest {
+            url: "postgres://zd:s3cret-pw@localhost:5432/app".into(),
+            verb: "start".into(),
+            name: "n".into(),
+            toml: "t".into(),
+            quiet_period: None,
+            batch_time: None,
+            pause: None,
+            nice: None,
+            max_load: None,
+            sqlite_pragma: None,
+            allow_copy: false,
+        };
+        let cmd = r.command(Path::new("/bin/true"));
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !args.iter().any(|a| a.contains("s3cret-pw")),
+            "the password is on the command line: {args:?}"
+        );
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(
+            env.iter().any(
+                |(k, v)| *k == DRIVE_URL_ENV && v.is_some_and(|v| v.to_string_lossy() == r.url)
+            ),
+            "the URL is not in the child's environment"
+        );
     }
 }

@@ -39,7 +39,8 @@ struct RunArgs {
     rows: i64,
     /// A PostgreSQL or MariaDB server to run on: `postgres://user:pw@host:port/db` or
     /// `mysql://user:pw@host:port/db`. The benchmark creates (and drops) databases named `<db>_…`
-    /// beside `db`, so the user needs CREATE DATABASE. Without it: SQLite, in --dir.
+    /// beside `db`, so the user needs CREATE DATABASE. Without it: SQLite, in --dir. Prefer the
+    /// environment variable: a command line, password included, is visible to `ps`.
     #[arg(long, env = "ZERODOWN_BENCH_URL", hide_env_values = true)]
     url: Option<String>,
     /// MariaDB: also run `zerodown-copy`, the lifecycle with the CHECK, which MariaDB 10.11 adds only
@@ -109,9 +110,9 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+/// The database URL is not among them: it comes in the environment (`drive::DRIVE_URL_ENV`), since a
+/// command line, password included, is visible to `ps`.
 struct DriveArgs {
-    #[arg(long)]
-    url: String,
     #[arg(long)]
     verb: String,
     #[arg(long)]
@@ -141,8 +142,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() {
     let cli = Cli::parse();
     if let Some(Cmd::Drive(d)) = cli.cmd {
+        let Ok(url) = std::env::var(bench::drive::DRIVE_URL_ENV) else {
+            eprintln!("drive: {} is not set", bench::drive::DRIVE_URL_ENV);
+            std::process::exit(2);
+        };
         std::process::exit(bench::drive::child_main(&DriveRequest {
-            url: d.url,
+            url,
             verb: d.verb,
             name: d.name,
             toml: d.toml,
