@@ -477,10 +477,9 @@ mod tests {
         assert!(matches!(back, Line::Done { index: 3, .. }));
     }
 
-    #[test]
-    fn request_args_carry_durations() {
-        let r = DriveRequest {
-            url: "sqlite:///x.db".into(),
+    fn request(url: &str) -> DriveRequest {
+        DriveRequest {
+            url: url.into(),
             verb: "start".into(),
             name: "n".into(),
             toml: "t".into(),
@@ -491,8 +490,12 @@ mod tests {
             max_load: Some(MaxLoad::Sessions(8)),
             sqlite_pragma: None,
             allow_copy: true,
-        };
-        let a = r.args().join(" ");
+        }
+    }
+
+    #[test]
+    fn request_args_carry_durations() {
+        let a = request("sqlite:///x.db").args().join(" ");
         assert!(a.contains("--nice 0.5 --max-load 8"), "{a}");
         assert!(a.contains("--quiet-period 2000000us"), "{a}");
         assert!(a.contains("--pause 0us"), "{a}");
@@ -504,19 +507,7 @@ mod tests {
     /// child some other way.
     #[test]
     fn the_child_command_line_never_holds_the_url() {
-        let r = DriveRequest {
-            url: "postgres://zd:s3cret-pw@localhost:5432/app".into(),
-            verb: "start".into(),
-            name: "n".into(),
-            toml: "t".into(),
-            quiet_period: None,
-            batch_time: None,
-            pause: None,
-            nice: None,
-            max_load: None,
-            sqlite_pragma: None,
-            allow_copy: false,
-        };
+        let r = request("postgres://zd:s3cret-pw@localhost:5432/app");
         let cmd = r.command(Path::new("/bin/true"));
         let args: Vec<String> = cmd
             .get_args()

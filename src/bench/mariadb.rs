@@ -184,10 +184,6 @@ impl BenchTarget for MariaDbTarget {
         Ok(Box::new(MariaAdmin { c }))
     }
 
-    fn background(&self, _url: &DatabaseUrl, _stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
-        None
-    }
-
     fn naive_steps(&self) -> Vec<NaiveStep> {
         let step = NaiveStep::new;
         vec![

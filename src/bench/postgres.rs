@@ -5,8 +5,8 @@
 
 use super::sys::mono_ns;
 use super::target::{
-    AdminConn, AppConn, BenchTarget, CHECK, COLUMN, EXPR, LockSample, NaiveStep, RunTracker,
-    StatementRun, TABLE, database_of, with_database,
+    AdminConn, AppConn, BenchTarget, COLUMN, EXPR, LockSample, NaiveStep, RunTracker, StatementRun,
+    TABLE, database_of, with_database,
 };
 use crate::url::DatabaseUrl;
 use postgres::{Client, NoTls};
@@ -202,43 +202,6 @@ impl BenchTarget for PgTarget {
         c.batch_execute("SET application_name = 'zerodown-bench naive'")
             .map_err(|e| short(&e))?;
         Ok(Box::new(PgAdmin { c }))
-    }
-
-    fn background(&self, _url: &DatabaseUrl, _stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
-        None
-    }
-
-    fn naive_steps(&self) -> Vec<NaiveStep> {
-        let step = NaiveStep::new;
-        vec![
-            step(
-                "add column",
-                format!("ALTER TABLE {TABLE} ADD COLUMN {COLUMN} text"),
-                true,
-            ),
-            step(
-                "update all rows",
-                format!("UPDATE {TABLE} SET {COLUMN} = {EXPR}"),
-                false,
-            ),
-            step(
-                "set NOT NULL",
-                format!("ALTER TABLE {TABLE} ALTER COLUMN {COLUMN} SET NOT NULL"),
-                false,
-            ),
-            step(
-                "add CHECK",
-                format!(
-                    "ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_{COLUMN}_check CHECK ({CHECK})"
-                ),
-                false,
-            ),
-            step(
-                "create index",
-                format!("CREATE INDEX {TABLE}_{COLUMN} ON {TABLE}({COLUMN})"),
-                false,
-            ),
-        ]
     }
 
     /// PostgreSQL accepts NOT NULL beside GENERATED (checked on 15), so the column is NOT NULL as

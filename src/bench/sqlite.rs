@@ -2,9 +2,7 @@
 //! application connections as a busy application would open them; the measuring VFS for WAL bytes and
 //! write-lock holds.
 
-use super::target::{
-    AdminConn, AppConn, BenchTarget, CHECK, COLUMN, EXPR, NaiveStep, StatementRun, TABLE,
-};
+use super::target::{AdminConn, AppConn, BenchTarget, COLUMN, EXPR, StatementRun, TABLE};
 use super::vfs;
 use crate::url::DatabaseUrl;
 use rusqlite::{Connection, params};
@@ -201,39 +199,6 @@ impl BenchTarget for SqliteTarget {
                 })
                 .expect("spawning the checkpointer"),
         )
-    }
-
-    fn naive_steps(&self) -> Vec<NaiveStep> {
-        let step = NaiveStep::new;
-        vec![
-            step(
-                "add column",
-                format!("ALTER TABLE {TABLE} ADD COLUMN {COLUMN} text"),
-                true,
-            ),
-            step(
-                "update all rows",
-                format!("UPDATE {TABLE} SET {COLUMN} = {EXPR}"),
-                false,
-            ),
-            step(
-                "set NOT NULL",
-                format!("ALTER TABLE {TABLE} ALTER COLUMN {COLUMN} SET NOT NULL"),
-                false,
-            ),
-            step(
-                "add CHECK",
-                format!(
-                    "ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_{COLUMN}_check CHECK ({CHECK})"
-                ),
-                false,
-            ),
-            step(
-                "create index",
-                format!("CREATE INDEX {TABLE}_{COLUMN} ON {TABLE}({COLUMN})"),
-                false,
-            ),
-        ]
     }
 
     fn mismatch_sql(&self) -> String {

@@ -203,9 +203,43 @@ pub trait BenchTarget: Sync {
         busy_timeout: Duration,
     ) -> Result<Box<dyn AdminConn>, String>;
     /// Background work an application does on this engine (SQLite: WAL checkpoints), until `stop`.
-    fn background(&self, url: &DatabaseUrl, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>>;
-    /// What a person types without zerodown, in order.
-    fn naive_steps(&self) -> Vec<NaiveStep>;
+    fn background(&self, _url: &DatabaseUrl, _stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+        None
+    }
+    /// What a person types without zerodown, in order: by default the SQL-standard statements, as on
+    /// SQLite and PostgreSQL.
+    fn naive_steps(&self) -> Vec<NaiveStep> {
+        let step = NaiveStep::new;
+        vec![
+            step(
+                "add column",
+                format!("ALTER TABLE {TABLE} ADD COLUMN {COLUMN} text"),
+                true,
+            ),
+            step(
+                "update all rows",
+                format!("UPDATE {TABLE} SET {COLUMN} = {EXPR}"),
+                false,
+            ),
+            step(
+                "set NOT NULL",
+                format!("ALTER TABLE {TABLE} ALTER COLUMN {COLUMN} SET NOT NULL"),
+                false,
+            ),
+            step(
+                "add CHECK",
+                format!(
+                    "ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_{COLUMN}_check CHECK ({CHECK})"
+                ),
+                false,
+            ),
+            step(
+                "create index",
+                format!("CREATE INDEX {TABLE}_{COLUMN} ON {TABLE}({COLUMN})"),
+                false,
+            ),
+        ]
+    }
     /// The other thing a person types without zerodown: one ALTER TABLE adding the column as a STORED
     /// generated column (the engine rewrites or copies the whole table under its lock), then a plain
     /// index. No step deploys: a generated column refuses the values the new version would write.
