@@ -10,7 +10,7 @@
 use super::sys::mono_ns;
 use super::target::{
     AdminConn, AppConn, BenchTarget, CHECK, COLUMN, EXPR, LockSample, NaiveStep, RunTracker,
-    StatementRun, TABLE, database_of, with_database,
+    StatementRun, TABLE, database_of, prepared, with_database,
 };
 use crate::url::DatabaseUrl;
 use mysql::prelude::Queryable;
@@ -140,12 +140,7 @@ impl BenchTarget for MariaDbTarget {
     }
 
     fn fresh_copy(&self, name: &str) -> Result<DatabaseUrl, String> {
-        let tpl = self
-            .template
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or("prepare() first")?;
+        let tpl = prepared(&self.template)?;
         let db = self.db_name(name);
         let mut c = connect(&self.url)?;
         c.query_drop(format!(
@@ -254,8 +249,7 @@ impl BenchTarget for MariaDbTarget {
     }
 
     fn default_scenarios(&self) -> Vec<super::Scenario> {
-        use super::Scenario::*;
-        vec![LimitUpdate, LimitZerodown, Zerodown, Naive, NaiveRewrite]
+        super::Scenario::ON_SERVERS.to_vec()
     }
 
     fn log_position(&self, url: &DatabaseUrl) -> Option<u64> {

@@ -76,6 +76,15 @@ impl Scenario {
         Scenario::Naive,
     ];
 
+    /// A server's usual set: no `zerodown-noindex` (an index builds online there), and the rewrite.
+    pub const ON_SERVERS: [Scenario; 5] = [
+        Scenario::LimitUpdate,
+        Scenario::LimitZerodown,
+        Scenario::Zerodown,
+        Scenario::Naive,
+        Scenario::NaiveRewrite,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Scenario::LimitUpdate => "limit-update",

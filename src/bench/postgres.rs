@@ -6,7 +6,7 @@
 use super::sys::mono_ns;
 use super::target::{
     AdminConn, AppConn, BenchTarget, COLUMN, EXPR, LockSample, NaiveStep, RunTracker, StatementRun,
-    TABLE, database_of, with_database,
+    TABLE, database_of, prepared, with_database,
 };
 use crate::url::DatabaseUrl;
 use postgres::{Client, NoTls};
@@ -149,12 +149,7 @@ impl BenchTarget for PgTarget {
     }
 
     fn fresh_copy(&self, name: &str) -> Result<DatabaseUrl, String> {
-        let tpl = self
-            .template
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or("prepare() first")?;
+        let tpl = prepared(&self.template)?;
         let db = self.db_name(name);
         let mut c = connect(&self.url)?;
         self.drop_db(&mut c, &db)?;
@@ -236,8 +231,7 @@ impl BenchTarget for PgTarget {
     }
 
     fn default_scenarios(&self) -> Vec<super::Scenario> {
-        use super::Scenario::*;
-        vec![LimitUpdate, LimitZerodown, Zerodown, Naive, NaiveRewrite]
+        super::Scenario::ON_SERVERS.to_vec()
     }
 
     fn log_position(&self, url: &DatabaseUrl) -> Option<u64> {

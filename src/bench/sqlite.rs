@@ -2,7 +2,7 @@
 //! application connections as a busy application would open them; the measuring VFS for WAL bytes and
 //! write-lock holds.
 
-use super::target::{AdminConn, AppConn, BenchTarget, COLUMN, EXPR, StatementRun, TABLE};
+use super::target::{AdminConn, AppConn, BenchTarget, COLUMN, EXPR, StatementRun, TABLE, prepared};
 use super::vfs;
 use crate::url::DatabaseUrl;
 use rusqlite::{Connection, params};
@@ -135,12 +135,7 @@ impl BenchTarget for SqliteTarget {
     }
 
     fn fresh_copy(&self, name: &str) -> Result<DatabaseUrl, String> {
-        let template = self
-            .template
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or("prepare() first")?;
+        let template = prepared(&self.template)?;
         let path = self.dir.join(format!("{name}.db"));
         remove_db(&path);
         std::fs::copy(&template, &path).map_err(|e| format!("copying the table: {e}"))?;

@@ -164,6 +164,15 @@ pub struct StatementRun {
     pub longest_lock: Option<Duration>,
 }
 
+/// The loaded template a target copies for each scenario, once [`BenchTarget::prepare`] has made it.
+pub fn prepared<T: Clone>(template: &std::sync::Mutex<Option<T>>) -> Result<T, String> {
+    template
+        .lock()
+        .unwrap()
+        .clone()
+        .ok_or_else(|| "prepare() first".to_string())
+}
+
 /// One application connection: the workload's three operations.
 pub trait AppConn: Send {
     /// A point read by primary key.
