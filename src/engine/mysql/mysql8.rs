@@ -12,7 +12,8 @@
 //! not exist when the plan was made).
 
 use super::connect::Target;
-use super::{code, is_build, whole_seconds};
+use super::error::code;
+use super::guard::{is_build, whole_seconds};
 use crate::error::{Error, Result};
 use mysql::Conn;
 use mysql::prelude::Queryable;
