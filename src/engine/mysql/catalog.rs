@@ -212,14 +212,14 @@ impl MySql {
             String,
             String,
         );
-        let row: Option<Def> = self
-            .conn
-            .exec_first(
+        // Read on the way to a step's DDL: a lost connection is opened again, as for the DDL itself.
+        let row: Option<Def> = self.with_conn("reading the column's definition", |c| {
+            c.exec_first(
                 "SELECT COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT
                  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
                 (table, column),
             )
-            .map_err(|e| self.db_err("reading the column's definition", &e))?;
+        })?;
         let Some((ty, charset, collation, default, extra, comment)) = row else {
             return Err(Error::db(
                 "reading the column's definition",

@@ -2,7 +2,7 @@
 //! before this one claims the migration's row.
 
 use super::{MySql, STATE_TABLE, quote, session};
-use crate::engine::DriverLock;
+use crate::engine::{DriverLock, Event};
 use crate::error::{Error, Result};
 use mysql::prelude::Queryable;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ impl MySql {
                     .map_err(|e| self.db_err("ending a dead run's connections", &e))?;
                 let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
                 tracing::info!("{note}");
-                self.notes.push(note);
+                self.pending.push(Event::Note(note));
                 killed_for = Some(r.run_id.clone());
                 // Give the killed session a moment to let go of the lock.
                 deadline = deadline.max(Instant::now() + Duration::from_secs(5));
@@ -102,16 +102,7 @@ impl MySql {
         self.driver = Some(shared);
         // Dead runs first: a hung one may hold the state row in an open batch, which the claim
         // below would wait behind.
-        for r in dead {
-            let ended = self.with_conn("ending a dead run's connections", |c| {
-                session::kill_connections(c, r.connections.as_deref())
-            })?;
-            if !ended.is_empty() {
-                let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
-                tracing::info!("{note}");
-                self.notes.push(note);
-            }
-        }
+        self.end_dead_runs(dead)?;
         if self.state_exists()? {
             self.upgrade_state_table()?;
             let boot = self.with_conn("reading the server's start time", session::server_boot)?;
@@ -126,9 +117,23 @@ impl MySql {
                     self.run_id.clone().into(),
                     session::connections_record(boot, &ids).into(),
                     migration.into(),
-                ],
-            )?;
+                ], None)?;
         }
         Ok(Box::new(guard))
+    }
+
+    /// Ends the connections dead runs recorded (their heartbeat is stale), saying so in a note.
+    pub(super) fn end_dead_runs(&mut self, runs: Vec<session::RunRow>) -> Result<()> {
+        for r in runs {
+            let ended = self.with_conn("ending a dead run's connections", |c| {
+                session::kill_connections(c, r.connections.as_deref())
+            })?;
+            if !ended.is_empty() {
+                let note = session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
+                tracing::info!("{note}");
+                self.pending.push(Event::Note(note));
+            }
+        }
+        Ok(())
     }
 }

@@ -1,9 +1,8 @@
 //! The lock guard: every DDL statement, backfill batch and state write runs under a short lock wait,
 //! retried with jittered backoff within the lock budget, naming the sessions in its way each time.
 
+use super::MySql;
 use super::error::{is_lock_failure, message};
-use super::reconnect::MAX_RECONNECTS;
-use super::{MySql, session};
 use crate::engine::{Event, LockGuardSettings};
 use crate::error::{Error, Result};
 use mysql::TxOpts;
@@ -49,8 +48,136 @@ pub(super) fn guarded_sql(sql: &str, timeout: Duration) -> String {
     }
 }
 
+/// A write under the guard's waits on MariaDB (row and metadata locks alike), for statements whose
+/// session settings must not outlive them: `SET STATEMENT innodb_lock_wait_timeout=…,
+/// lock_wait_timeout=… FOR …`, in whole seconds.
+pub(super) fn row_guarded_sql(sql: &str, timeout: Duration) -> String {
+    let secs = whole_seconds(timeout);
+    format!("SET STATEMENT innodb_lock_wait_timeout={secs}, lock_wait_timeout={secs} FOR {sql}")
+}
+
+/// What one attempt under the guard came to.
+pub(super) enum Attempt<T> {
+    Done(T),
+    /// The server's answer: a lock wait or a deadlock is tried again within the budget, a lost
+    /// connection after reconnecting; anything else ends the loop.
+    Server(mysql::Error),
+    /// The statement was rewritten (INSTANT refused → INPLACE): run it at once, not counted as a wait.
+    Rewritten(String),
+    /// zerodown's own verdict (a refusal, a build stopped by its timeout), returned as it is.
+    Fail(Error),
+}
+
+/// What waits under the guard, for its messages.
+pub(super) enum Waiting<'a> {
+    /// A DDL statement, for its table's metadata lock.
+    Statement(String),
+    /// Row writes (a backfill batch, zerodown's own state), for their locks.
+    Rows(&'a str),
+}
+
+impl Waiting<'_> {
+    /// What zerodown was doing, for an error the server gave.
+    fn context(&self) -> String {
+        match self {
+            Waiting::Statement(sql) => format!("running `{sql}`"),
+            Waiting::Rows(what) => what.to_string(),
+        }
+    }
+
+    fn budget_spent(
+        &self,
+        attempts: u32,
+        over: Duration,
+        budget: Duration,
+        blocker: &str,
+    ) -> String {
+        let (what, lock, unchanged) = match self {
+            Waiting::Statement(sql) => (
+                format!("`{sql}`"),
+                "its metadata lock",
+                "this statement changed nothing",
+            ),
+            Waiting::Rows(what) => (what.to_string(), "its locks", "nothing was written"),
+        };
+        format!(
+            "{what}: could not get {lock} in {attempts} attempts over {over:.1?} (lock budget {}); last blocked by {blocker} — {unchanged}; end that session or run the command again later, or raise --lock-budget",
+            humantime::format_duration(budget)
+        )
+    }
+}
+
+/// One action for [`MySql::guarded`].
+pub(super) struct Guarded<'a> {
+    pub waiting: Waiting<'a>,
+    /// The table whose sessions are named when the action waits.
+    pub table: &'a str,
+    /// The action is this run's work on the migration: before each attempt, make sure the run still
+    /// holds the driver lock. State writes leave that to the DDL and batches around them, as before.
+    pub drives: bool,
+}
+
 impl MySql {
-    /// Runs `f` in one short transaction, retrying lock timeouts and deadlocks within the budget.
+    /// The one lock-guard loop. Runs `attempt` until it is done: a lock wait or deadlock is tried
+    /// again after a jittered backoff, each time naming the sessions in the way in a LockRetry event,
+    /// until the lock budget is spent ([`Error::LockBudget`]); a lost connection is opened again and
+    /// the attempt run again (every guarded action can be: statements are idempotent, state writes
+    /// set absolute values, a batch reads its cursor inside its own transaction), with a fresh budget.
+    pub(super) fn guarded<T>(
+        &mut self,
+        mut action: Guarded<'_>,
+        settings: &LockGuardSettings,
+        emit: &mut dyn FnMut(Event),
+        mut attempt: impl FnMut(&mut MySql, &mut dyn FnMut(Event)) -> Attempt<T>,
+    ) -> Result<T> {
+        let mut started = Instant::now();
+        let mut tries: u32 = 0;
+        let mut reconnects = 0;
+        loop {
+            if action.drives {
+                self.check_driver()?;
+            }
+            self.flush_pending(emit);
+            tries += 1;
+            let attempt_started = Instant::now();
+            let e = match attempt(self, emit) {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Rewritten(sql) => {
+                    action.waiting = Waiting::Statement(sql);
+                    tries -= 1;
+                    continue;
+                }
+                Attempt::Server(e) => e,
+            };
+            if !is_lock_failure(&e) {
+                if self.recover(&action.waiting.context(), &e, &mut reconnects)? {
+                    started = Instant::now();
+                    tries = 0;
+                    continue;
+                }
+                return Err(self.db_err(&action.waiting.context(), &e));
+            }
+            let blocker = self.blockers(action.table);
+            emit(Event::LockRetry {
+                attempt: tries,
+                waited: attempt_started.elapsed(),
+                blocker: blocker.clone(),
+            });
+            let backoff = jittered_backoff(tries);
+            if started.elapsed() + backoff + settings.timeout > settings.budget {
+                return Err(Error::LockBudget(action.waiting.budget_spent(
+                    tries,
+                    started.elapsed(),
+                    settings.budget,
+                    &blocker,
+                )));
+            }
+            std::thread::sleep(backoff);
+        }
+    }
+
+    /// Runs `f` in one short transaction under the lock guard.
     pub(super) fn transaction<T>(
         &mut self,
         what: &str,
@@ -59,55 +186,23 @@ impl MySql {
         emit: &mut dyn FnMut(Event),
         mut f: impl FnMut(&mut mysql::Transaction) -> std::result::Result<T, mysql::Error>,
     ) -> Result<T> {
-        let started = Instant::now();
-        let mut attempt = 0;
-        let mut reconnects = 0;
-        loop {
-            self.check_driver()?;
-            self.flush_notes(emit);
-            attempt += 1;
-            let t0 = Instant::now();
+        let action = Guarded {
+            waiting: Waiting::Rows(what),
+            table,
+            drives: true,
+        };
+        self.guarded(action, guard, emit, |db, _| {
             let outcome = (|| {
-                let mut tx = self.conn.start_transaction(TxOpts::default())?;
+                let mut tx = db.conn.start_transaction(TxOpts::default())?;
                 let v = f(&mut tx)?;
                 tx.commit()?;
                 Ok(v)
             })();
-            let e = match outcome {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            if session::is_disconnect(&e) && reconnects < MAX_RECONNECTS {
-                // The transaction rolled back, or committed without our hearing of it: `f` reads
-                // what it needs (the backfill's cursor) inside the transaction, so running it again
-                // never redoes committed work.
-                tracing::info!(
-                    "{what}: connection lost: {}",
-                    self.target.scrub(&message(&e))
-                );
-                reconnects += 1;
-                self.reconnect()?;
-                self.flush_notes(emit);
-                continue;
+            match outcome {
+                Ok(v) => Attempt::Done(v),
+                Err(e) => Attempt::Server(e),
             }
-            if !is_lock_failure(&e) {
-                return Err(self.db_err(what, &e));
-            }
-            let blocker = self.blockers(table);
-            emit(Event::LockRetry {
-                attempt,
-                waited: t0.elapsed(),
-                blocker: blocker.clone(),
-            });
-            let backoff = jittered_backoff(attempt);
-            if started.elapsed() + backoff + guard.timeout > guard.budget {
-                return Err(Error::LockBudget(format!(
-                    "{what}: could not get its row locks in {attempt} attempts over {:.1?}; last blocked by {blocker}; run the command again later, or raise --lock-budget",
-                    started.elapsed()
-                )));
-            }
-            std::thread::sleep(backoff);
-        }
+        })
     }
 
     /// The sessions that may hold the table: open InnoDB transactions, metadata-lock holders where

@@ -85,8 +85,9 @@ pub struct MySql {
     plan_copies: bool,
     /// The driver lock's session and heartbeat thread, while this run drives.
     driver: Option<Arc<session::Shared>>,
-    /// Notes for the user gathered where no event callback is at hand (taking the lock, reconnecting).
-    notes: Vec<String>,
+    /// Events gathered where no event callback is at hand (taking the lock, reconnecting, a state
+    /// write's lock retries), handed over at the next one.
+    pending: Vec<Event>,
     /// Session settings to apply again on a new connection after a reconnect (the backfill's).
     session_sql: Option<String>,
 }
@@ -133,7 +134,7 @@ impl MySql {
             allow_copy: false,
             plan_copies: false,
             driver: None,
-            notes: Vec::new(),
+            pending: Vec::new(),
             session_sql: None,
         })
     }
@@ -197,9 +198,9 @@ impl Engine for MySql {
         name: &str,
         spec: &str,
         plan: &Plan,
-        _emit: &mut dyn FnMut(Event),
+        emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
-        self.record_migration(name, spec, plan)
+        self.record_migration(name, spec, plan, emit)
     }
 
     fn set_status(&mut self, id: i64, status: Status) -> Result<()> {
@@ -234,7 +235,7 @@ impl Engine for MySql {
     }
 
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
-        self.write_step_done(id, index)
+        self.write_step_done(id, index, None)
     }
 
     fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {

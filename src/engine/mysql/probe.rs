@@ -37,7 +37,7 @@ impl MySql {
         settings: &Settings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.flush_notes(emit);
+        self.flush_pending(emit);
         self.allow_copy = settings.allow_copy;
         self.target.set_build_timeout(settings.build_timeout);
         if self.plan_copies && !self.allow_copy {

@@ -1,5 +1,5 @@
 //! Keeping the main connection: reconnecting after a KILL or a server restart, and the driver-lock
-//! check and user notes that go with it.
+//! check and the events gathered where no callback is at hand.
 
 use super::error::message;
 use super::guard::jittered_backoff;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const RECONNECT_BUDGET: Duration = Duration::from_secs(120);
 
 /// How many times one operation reconnects before giving up (a server restarting in a loop).
-pub(super) const MAX_RECONNECTS: u32 = 10;
+const MAX_RECONNECTS: u32 = 10;
 
 impl MySql {
     /// The connection ids to record in the state row for this run.
@@ -30,10 +30,10 @@ impl MySql {
         self.driver.as_ref().map(|d| d.driver_id())
     }
 
-    /// Hands the notes gathered without a callback to the user.
-    pub(super) fn flush_notes(&mut self, emit: &mut dyn FnMut(Event)) {
-        for n in self.notes.drain(..) {
-            emit(Event::Note(n));
+    /// Hands over the events gathered where no callback was at hand.
+    pub(super) fn flush_pending(&mut self, emit: &mut dyn FnMut(Event)) {
+        for e in self.pending.drain(..) {
+            emit(e);
         }
     }
 
@@ -75,7 +75,7 @@ impl MySql {
             d.ensure_lock()?;
         }
         tracing::info!("reconnected after {:.1?}", started.elapsed());
-        self.notes.push(format!(
+        self.pending.push(Event::Note(format!(
             "lost the connection to {}; connected again after {:.1?}{}, and continuing from the saved state",
             self.target.label,
             started.elapsed(),
@@ -84,7 +84,7 @@ impl MySql {
             } else {
                 ""
             }
-        ));
+        )));
         Ok(())
     }
 
@@ -110,16 +110,32 @@ impl MySql {
         loop {
             match f(&mut self.conn) {
                 Ok(v) => return Ok(v),
-                Err(e) if session::is_disconnect(&e) && reconnects < MAX_RECONNECTS => {
-                    tracing::info!(
-                        "{what}: connection lost: {}",
-                        self.target.scrub(&message(&e))
-                    );
-                    reconnects += 1;
-                    self.reconnect()?;
-                }
+                Err(e) if self.recover(what, &e, &mut reconnects)? => {}
                 Err(e) => return Err(self.db_err(what, &e)),
             }
         }
+    }
+
+    /// After a failed `what`: when `e` means the connection is gone (or a ping says so) and fewer than
+    /// [`MAX_RECONNECTS`] reconnects were spent on it, connects again and says so with `true`, for the
+    /// caller to run `what` again; `false` when the error stands.
+    pub(super) fn recover(
+        &mut self,
+        what: &str,
+        e: &mysql::Error,
+        reconnects: &mut u32,
+    ) -> Result<bool> {
+        if *reconnects >= MAX_RECONNECTS
+            || !(session::is_disconnect(e) || self.conn.ping().is_err())
+        {
+            return Ok(false);
+        }
+        tracing::info!(
+            "{what}: connection lost: {}",
+            self.target.scrub(&message(e))
+        );
+        *reconnects += 1;
+        self.reconnect()?;
+        Ok(true)
     }
 }

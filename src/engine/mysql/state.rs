@@ -1,38 +1,59 @@
 //! zerodown's state table on the server: one row per migration, written by short guarded statements
 //! that set absolute values, so running one again after a lost connection is harmless.
 
-use super::error::is_lock_failure;
-use super::guard::{jittered_backoff, whole_seconds};
-use super::reconnect::MAX_RECONNECTS;
-use super::{MySql, STATE_TABLE, quote, session};
-use crate::engine::{StateRow, Status};
+use super::guard::{Attempt, Guarded, Waiting, row_guarded_sql, whole_seconds};
+use super::{Flavour, MySql, STATE_TABLE, mysql8, quote, session};
+use crate::engine::{Event, StateRow, Status};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use mysql::prelude::Queryable;
 use mysql::{Row, Value};
-use std::time::Instant;
 
 impl MySql {
-    /// A write to zerodown's own state, retried on lock timeouts within the budget.
-    pub(super) fn state_exec(&mut self, sql: &str, params: Vec<Value>) -> Result<u64> {
-        let started = Instant::now();
-        let mut attempt = 0;
-        let mut reconnects = 0;
-        loop {
-            attempt += 1;
-            match self.conn.exec_drop(sql, params.clone()) {
-                Ok(()) => return Ok(self.conn.affected_rows()),
-                Err(e) if is_lock_failure(&e) && started.elapsed() < self.guard.budget => {
-                    std::thread::sleep(jittered_backoff(attempt));
-                }
-                // Every state write sets absolute values, so running it again is harmless.
-                Err(e) if session::is_disconnect(&e) && reconnects < MAX_RECONNECTS => {
-                    reconnects += 1;
-                    self.reconnect()?;
-                }
-                Err(e) => return Err(self.db_err("updating zerodown's state", &e)),
+    /// A write to zerodown's own state, under the lock guard like any DDL: each attempt waits for a
+    /// row or metadata lock no longer than the lock timeout, and every retry names the session in the
+    /// way. Its events go to `emit`, or without one to the next callback. Every state write sets
+    /// absolute values, so running it again after a lost connection is harmless.
+    pub(super) fn state_exec(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        emit: Option<&mut dyn FnMut(Event)>,
+    ) -> Result<u64> {
+        let mut queued = Vec::new();
+        let written = match emit {
+            Some(emit) => self.state_write(sql, params, emit),
+            None => self.state_write(sql, params, &mut |e| queued.push(e)),
+        };
+        self.pending.extend(queued);
+        written
+    }
+
+    fn state_write(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<u64> {
+        let settings = self.guard;
+        let action = Guarded {
+            waiting: Waiting::Rows("updating zerodown's state"),
+            table: STATE_TABLE,
+            drives: false,
+        };
+        self.guarded(action, &settings, emit, |db, _| {
+            let written = match db.flavour {
+                Flavour::MariaDb => db
+                    .conn
+                    .exec_drop(row_guarded_sql(sql, settings.timeout), params.clone()),
+                Flavour::MySql => mysql8::guard_waits(&mut db.conn, settings.timeout)
+                    .and_then(|()| db.conn.exec_drop(sql, params.clone())),
+            };
+            match written {
+                Ok(()) => Attempt::Done(db.conn.affected_rows()),
+                Err(e) => Attempt::Server(e),
             }
-        }
+        })
     }
 
     /// Adds the `connections` column to a state table made before it existed.
@@ -179,7 +200,13 @@ impl MySql {
         self.state_rows(None)
     }
 
-    pub(super) fn record_migration(&mut self, name: &str, spec: &str, plan: &Plan) -> Result<i64> {
+    pub(super) fn record_migration(
+        &mut self,
+        name: &str,
+        spec: &str,
+        plan: &Plan,
+        emit: &mut dyn FnMut(Event),
+    ) -> Result<i64> {
         let json = serde_json::to_string(plan)
             .map_err(|e| Error::db("recording the migration", e.to_string()))?;
         let conn_id = self.conn.connection_id();
@@ -203,8 +230,7 @@ impl MySql {
                 session::connections_record(boot, &ids).into(),
                 name.into(),
                 run_id.clone().into(),
-            ],
-        )?;
+            ], Some(emit))?;
         let id: Option<Option<i64>> = self.with_conn("recording the migration", |c| {
             c.exec_first(
                 format!(
@@ -224,8 +250,7 @@ impl MySql {
                 "UPDATE {} SET status = ?, updated_at = UTC_TIMESTAMP(3), completed_at = IF(? = 'completed', UTC_TIMESTAMP(3), completed_at) WHERE id = ?",
                 quote(STATE_TABLE)
             ),
-            vec![status.label().into(), status.label().into(), id.into()],
-        )
+            vec![status.label().into(), status.label().into(), id.into()], None)
         .map(|_| ())
     }
 
@@ -242,17 +267,7 @@ impl MySql {
                 .into_iter()
                 .filter(|r| r.name == name && r.is_stale())
                 .collect();
-            for r in stale {
-                let ended = self.with_conn("ending a dead run's connections", |c| {
-                    session::kill_connections(c, r.connections.as_deref())
-                })?;
-                if !ended.is_empty() {
-                    let note =
-                        session::stale_note(&r.run_id, &r.name, r.age.unwrap_or(0.0), &ended);
-                    tracing::info!("{note}");
-                    self.notes.push(note);
-                }
-            }
+            self.end_dead_runs(stale)?;
         }
         self.state_exec(
             &format!(
@@ -260,6 +275,7 @@ impl MySql {
                 quote(STATE_TABLE)
             ),
             vec![i64::from(on).into(), id.into()],
+            None,
         )
         .map(|_| ())
     }
@@ -271,6 +287,7 @@ impl MySql {
         self.state_exec(
             &format!("UPDATE {} SET timings = ? WHERE id = ?", quote(STATE_TABLE)),
             vec![json.into(), id.into()],
+            None,
         )
         .map(|_| ())
     }
@@ -292,19 +309,22 @@ impl MySql {
                 i64::from(conn_id).into(),
                 session::connections_record(boot, &ids).into(),
                 id.into(),
-            ],
-        )
+            ], None)
         .map(|_| ())
     }
 
-    pub(super) fn write_step_done(&mut self, id: i64, index: usize) -> Result<()> {
+    pub(super) fn write_step_done(
+        &mut self,
+        id: i64,
+        index: usize,
+        emit: Option<&mut dyn FnMut(Event)>,
+    ) -> Result<()> {
         self.state_exec(
             &format!(
                 "UPDATE {} SET next_step = ?, updated_at = UTC_TIMESTAMP(3), heartbeat = UTC_TIMESTAMP(3) WHERE id = ?",
                 quote(STATE_TABLE)
             ),
-            vec![(index as i64 + 1).into(), id.into()],
-        )
+            vec![(index as i64 + 1).into(), id.into()], emit)
         .map(|_| ())
     }
 
@@ -315,6 +335,7 @@ impl MySql {
                 quote(STATE_TABLE)
             ),
             vec![id.into()],
+            None,
         )
         .map(|_| ())
     }
