@@ -118,7 +118,9 @@ impl MySql {
                 "UPDATE {} SET hi = ?, rows_total = ?, updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND hi IS NULL",
                 quote(STATE_TABLE)
             ),
-            vec![hi_json.into(), total.unwrap_or(0).into(), id.into()], None)?;
+            vec![hi_json.into(), total.unwrap_or(0).into(), id.into()],
+            None,
+        )?;
         self.state(id)
     }
 

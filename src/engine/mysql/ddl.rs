@@ -134,7 +134,9 @@ impl MySql {
                 "UPDATE {} SET next_step = ?, status = 'completed', completed_at = UTC_TIMESTAMP(3), updated_at = UTC_TIMESTAMP(3) WHERE id = ?",
                 quote(STATE_TABLE)
             ),
-            vec![(index as i64 + 1).into(), state.id.into()], Some(emit))
+            vec![(index as i64 + 1).into(), state.id.into()],
+            Some(emit),
+        )
         .map(|_| ())
     }
 

@@ -105,8 +105,7 @@ impl MySql {
         self.end_dead_runs(dead)?;
         if self.state_exists()? {
             self.upgrade_state_table()?;
-            let boot = self.with_conn("reading the server's start time", session::server_boot)?;
-            let ids = self.run_connections();
+            let connections = self.connections_record()?;
             self.state_exec(
                 &format!(
                     "UPDATE {} SET run_id = ?, heartbeat = UTC_TIMESTAMP(3), connections = ? WHERE name = ? AND status IN ({})",
@@ -115,9 +114,11 @@ impl MySql {
                 ),
                 vec![
                     self.run_id.clone().into(),
-                    session::connections_record(boot, &ids).into(),
+                    connections.into(),
                     migration.into(),
-                ], None)?;
+                ],
+                None,
+            )?;
         }
         Ok(Box::new(guard))
     }

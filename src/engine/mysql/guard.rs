@@ -48,10 +48,10 @@ pub(super) fn guarded_sql(sql: &str, timeout: Duration) -> String {
     }
 }
 
-/// A write under the guard's waits on MariaDB (row and metadata locks alike), for statements whose
-/// session settings must not outlive them: `SET STATEMENT innodb_lock_wait_timeout=…,
-/// lock_wait_timeout=… FOR …`, in whole seconds.
-pub(super) fn row_guarded_sql(sql: &str, timeout: Duration) -> String {
+/// Puts a state write under the lock guard (MariaDB): `SET STATEMENT innodb_lock_wait_timeout=…,
+/// lock_wait_timeout=… FOR …`, in whole seconds, so that a held row or table waits no longer than the
+/// lock timeout and the setting ends with the statement.
+pub(super) fn state_guarded_sql(sql: &str, timeout: Duration) -> String {
     let secs = whole_seconds(timeout);
     format!("SET STATEMENT innodb_lock_wait_timeout={secs}, lock_wait_timeout={secs} FOR {sql}")
 }
@@ -113,7 +113,7 @@ pub(super) struct Guarded<'a> {
     /// The table whose sessions are named when the action waits.
     pub table: &'a str,
     /// The action is this run's work on the migration: before each attempt, make sure the run still
-    /// holds the driver lock. State writes leave that to the DDL and batches around them, as before.
+    /// holds the driver lock. State writes leave that to the DDL and batches around them.
     pub drives: bool,
 }
 
@@ -292,6 +292,17 @@ mod tests {
         assert!(
             guarded_sql("SET STATEMENT foreign_key_checks=0 FOR ALTER TABLE `t` ADD CONSTRAINT `f` FOREIGN KEY (`c`) REFERENCES `p` (`id`), ALGORITHM=INPLACE, LOCK=NONE", t)
                 .starts_with("SET STATEMENT lock_wait_timeout=1, foreign_key_checks=0 FOR ALTER")
+        );
+    }
+
+    #[test]
+    fn guards_state_writes_on_row_and_table_locks_in_whole_seconds() {
+        assert_eq!(
+            state_guarded_sql(
+                "UPDATE `zerodown_migrations` SET status = ? WHERE id = ?",
+                Duration::from_millis(200)
+            ),
+            "SET STATEMENT innodb_lock_wait_timeout=1, lock_wait_timeout=1 FOR UPDATE `zerodown_migrations` SET status = ? WHERE id = ?"
         );
     }
 }

@@ -25,6 +25,12 @@ impl MySql {
         }
     }
 
+    /// The state row's record of this run's connections (`boot:id,id`), for a later run to find them.
+    pub(super) fn connections_record(&mut self) -> Result<String> {
+        let boot = self.with_conn("reading the server's start time", session::server_boot)?;
+        Ok(session::connections_record(boot, &self.run_connections()))
+    }
+
     /// Connection id of our driver-lock session, left out when naming blockers.
     pub(super) fn driver_conn(&self) -> Option<u32> {
         self.driver.as_ref().map(|d| d.driver_id())

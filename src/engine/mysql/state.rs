@@ -1,7 +1,7 @@
 //! zerodown's state table on the server: one row per migration, written by short guarded statements
 //! that set absolute values, so running one again after a lost connection is harmless.
 
-use super::guard::{Attempt, Guarded, Waiting, row_guarded_sql, whole_seconds};
+use super::guard::{Attempt, Guarded, Waiting, state_guarded_sql, whole_seconds};
 use super::{Flavour, MySql, STATE_TABLE, mysql8, quote, session};
 use crate::engine::{Event, StateRow, Status};
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ impl MySql {
             let written = match db.flavour {
                 Flavour::MariaDb => db
                     .conn
-                    .exec_drop(row_guarded_sql(sql, settings.timeout), params.clone()),
+                    .exec_drop(state_guarded_sql(sql, settings.timeout), params.clone()),
                 Flavour::MySql => mysql8::guard_waits(&mut db.conn, settings.timeout)
                     .and_then(|()| db.conn.exec_drop(sql, params.clone())),
             };
@@ -211,8 +211,7 @@ impl MySql {
             .map_err(|e| Error::db("recording the migration", e.to_string()))?;
         let conn_id = self.conn.connection_id();
         let run_id = self.run_id.clone();
-        let boot = self.with_conn("reading the server's start time", session::server_boot)?;
-        let ids = self.run_connections();
+        let connections = self.connections_record()?;
         // Idempotent, because a lost connection makes state_exec run it again: one row per run.
         self.state_exec(
             &format!(
@@ -227,10 +226,12 @@ impl MySql {
                 json.into(),
                 run_id.clone().into(),
                 i64::from(conn_id).into(),
-                session::connections_record(boot, &ids).into(),
+                connections.into(),
                 name.into(),
                 run_id.clone().into(),
-            ], Some(emit))?;
+            ],
+            Some(emit),
+        )?;
         let id: Option<Option<i64>> = self.with_conn("recording the migration", |c| {
             c.exec_first(
                 format!(
@@ -250,7 +251,9 @@ impl MySql {
                 "UPDATE {} SET status = ?, updated_at = UTC_TIMESTAMP(3), completed_at = IF(? = 'completed', UTC_TIMESTAMP(3), completed_at) WHERE id = ?",
                 quote(STATE_TABLE)
             ),
-            vec![status.label().into(), status.label().into(), id.into()], None)
+            vec![status.label().into(), status.label().into(), id.into()],
+            None,
+        )
         .map(|_| ())
     }
 
@@ -297,8 +300,7 @@ impl MySql {
     pub(super) fn write_heartbeat(&mut self, id: i64) -> Result<()> {
         let run_id = self.run_id.clone();
         let conn_id = self.conn.connection_id();
-        let boot = self.with_conn("reading the server's start time", session::server_boot)?;
-        let ids = self.run_connections();
+        let connections = self.connections_record()?;
         self.state_exec(
             &format!(
                 "UPDATE {} SET heartbeat = UTC_TIMESTAMP(3), run_id = ?, connection_id = ?, connections = ? WHERE id = ?",
@@ -307,9 +309,11 @@ impl MySql {
             vec![
                 run_id.into(),
                 i64::from(conn_id).into(),
-                session::connections_record(boot, &ids).into(),
+                connections.into(),
                 id.into(),
-            ], None)
+            ],
+            None,
+        )
         .map(|_| ())
     }
 
@@ -324,7 +328,9 @@ impl MySql {
                 "UPDATE {} SET next_step = ?, updated_at = UTC_TIMESTAMP(3), heartbeat = UTC_TIMESTAMP(3) WHERE id = ?",
                 quote(STATE_TABLE)
             ),
-            vec![(index as i64 + 1).into(), id.into()], emit)
+            vec![(index as i64 + 1).into(), id.into()],
+            emit,
+        )
         .map(|_| ())
     }
 
