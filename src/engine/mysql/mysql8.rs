@@ -12,7 +12,8 @@
 //! not exist when the plan was made).
 
 use super::connect::Target;
-use super::{code, is_build, whole_seconds};
+use super::error::code;
+use super::guard::{is_build, whole_seconds};
 use crate::error::{Error, Result};
 use mysql::Conn;
 use mysql::prelude::Queryable;
@@ -82,4 +83,16 @@ pub(super) fn run(
         ))),
         other => Ok(other),
     }
+}
+
+/// Holds the next statement's row-lock and metadata-lock waits to the lock guard's timeout (a state
+/// write): with no `SET STATEMENT`, the session's waits are set, as before every DDL.
+pub(super) fn guard_waits(
+    conn: &mut Conn,
+    timeout: Duration,
+) -> std::result::Result<(), mysql::Error> {
+    let secs = whole_seconds(timeout);
+    conn.query_drop(format!(
+        "SET SESSION innodb_lock_wait_timeout = {secs}, lock_wait_timeout = {secs}"
+    ))
 }
