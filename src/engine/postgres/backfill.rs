@@ -27,7 +27,7 @@ fn text_keys(values: &[KeyValue]) -> Vec<String> {
 
 impl Postgres {
     /// Key column types of the migration's table (for casting the text cursor back).
-    pub(super) fn key_types_for(&mut self, id: i64, plan: &Plan) -> Result<Vec<String>> {
+    fn key_types_for(&mut self, id: i64, plan: &Plan) -> Result<Vec<String>> {
         if let Some((cached, types)) = &self.key_types
             && *cached == id
         {

@@ -10,10 +10,7 @@ use crate::spec::AddColumn;
 impl Postgres {
     /// Finds a table (or other relation) by name in the search path: exact name first, then the
     /// name as PostgreSQL folds an unquoted identifier. (oid, schema, name, relkind)
-    pub(super) fn find_relation(
-        &mut self,
-        name: &str,
-    ) -> Result<Option<(u32, String, String, String)>> {
+    fn find_relation(&mut self, name: &str) -> Result<Option<(u32, String, String, String)>> {
         for candidate in [name.to_string(), name.to_lowercase()] {
             let row = self
                 .client

@@ -104,7 +104,7 @@ impl Postgres {
     }
 
     /// The qualified name of the table a lock target stands for.
-    pub(super) fn target_relation(&mut self, target: &LockTarget) -> Option<String> {
+    fn target_relation(&mut self, target: &LockTarget) -> Option<String> {
         match target {
             LockTarget::State => Some(state_table()),
             LockTarget::Migration(id) => self
@@ -194,7 +194,7 @@ impl Postgres {
     }
 
     /// The sessions holding or queued for a lock on the relation: pid, state, transaction age, query.
-    pub(super) fn blockers(&mut self, target: &LockTarget) -> String {
+    fn blockers(&mut self, target: &LockTarget) -> String {
         let rel = self.target_relation(target);
         let Some(rel) = rel else {
             return "an unknown session".into();

@@ -2,9 +2,9 @@
 //! catalog-only, which lock each statement takes, how the dual-write trigger must be written to run
 //! for any application role, and the statements that act on the server under the lock guard.
 //!
-//! By concern: [`rules`] plans, [`catalog`] and [`probe`] read the server, [`guard`] is the lock
-//! guard, [`ddl`] runs steps, [`state`] is the state store, [`backfill`] fills the column, and
-//! [`driver`] keeps the one driving run connected.
+//! By concern: `rules` plans; `catalog` and `probe` read the server; `guard` is the lock guard;
+//! `ddl` runs steps; `state` is the state store; `backfill` fills the column; `driver` holds the
+//! driver lock and reconnects; `error` puts the server's errors in words.
 
 mod backfill;
 mod catalog;

@@ -14,7 +14,7 @@ use crate::spec::{AddColumn, Dialect, Migration, analyze_expr};
 impl Postgres {
     /// Checks the migration's type and expressions against the database without changing anything
     /// (every probe is rolled back), and reads the default's volatility from the catalog.
-    pub(super) fn probe(
+    fn probe(
         &mut self,
         add: &AddColumn,
         schema: &str,

@@ -89,7 +89,7 @@ impl Postgres {
     }
 
     /// Whether the state table exists yet.
-    pub(super) fn state_exists(&mut self) -> Result<bool> {
+    fn state_exists(&mut self) -> Result<bool> {
         let sql = "SELECT to_regclass($1) IS NOT NULL";
         self.read_reconnecting("reading the catalog", |c| {
             c.query_one(sql, &[&state_table()]).map(|r| r.get(0))
