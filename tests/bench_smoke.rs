@@ -14,7 +14,7 @@ mod support;
 use rusqlite::Connection;
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The tiny-run flags every engine's smoke run shares.
 const TINY: &[&str] = &[
@@ -36,7 +36,6 @@ const TINY: &[&str] = &[
 
 /// Runs zerodown-bench with `args` and returns (stdout, its JSON lines).
 fn run_bench(args: &[String], json: &std::path::Path) -> (String, Vec<Value>) {
-    let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
         .args(args)
         .arg("--json")
@@ -48,11 +47,6 @@ fn run_bench(args: &[String], json: &std::path::Path) -> (String, Vec<Value>) {
     assert!(
         out.status.success(),
         "zerodown-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(120),
-        "the smoke run took {:?}",
-        started.elapsed()
     );
     let lines: Vec<Value> = std::fs::read_to_string(json)
         .unwrap()
@@ -274,7 +268,6 @@ fn bench_on_throwaway_server() {
 fn every_scenario_runs_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.jsonl");
-    let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_zerodown-bench"))
         .args(TINY)
         .arg("--dir")
@@ -288,11 +281,6 @@ fn every_scenario_runs_and_reports() {
     assert!(
         out.status.success(),
         "zerodown-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(120),
-        "the smoke run took {:?}",
-        started.elapsed()
     );
     for heading in [
         "machine:",

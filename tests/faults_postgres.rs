@@ -496,37 +496,44 @@ fn sigkill_anywhere_loses_nothing(major: u32) {
     v.assert_clean();
 }
 
-/// Starts a slow backfill in the CLI and waits until some batches are saved.
+/// Starts a slow backfill in the CLI, waits until some batches are saved, and stops it short of the
+/// end: the returned session holds the last original row's lock, so the backfill waits there until
+/// the caller lets it go (commits) or the fault ends that session. The backfill cannot reach that row
+/// first on any machine that runs the poll below at all: at most doubling batches from 100 rows take
+/// at least six more batches past 200 rows, each after a pause of at least 25 ms.
 // The caller waits for the child this returns.
 #[allow(clippy::zombie_processes)]
-fn slow_start(url: &str, file: &str) -> std::process::Child {
-    let mut child = zerodown(
+fn slow_start(url: &str, file: &str) -> (std::process::Child, Client) {
+    let child = zerodown(
         url,
-        &["start", file, "--batch-time", "10ms", "--pause", "2ms"],
+        &["start", file, "--batch-time", "10ms", "--pause", "50ms"],
     )
     .spawn()
     .unwrap();
     let mut c = Client::connect(url, NoTls).unwrap();
-    let t0 = Instant::now();
-    loop {
-        let done: Option<i64> = c
-            .query_opt(
-                "SELECT rows_done FROM zerodown.migrations WHERE status = 'started'",
-                &[],
-            )
-            .ok()
-            .flatten()
-            .map(|r| r.get(0));
-        if done.is_some_and(|d| d > 200) {
-            return child;
-        }
-        if t0.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the backfill made no progress in 20s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let done = |c: &mut Client| -> Option<i64> {
+        c.query_opt(
+            "SELECT rows_done FROM zerodown.migrations WHERE status = 'started'",
+            &[],
+        )
+        .ok()
+        .flatten()
+        .map(|r| r.get(0))
+    };
+    support::wait_for("the first saved batches", || {
+        done(&mut c).is_some_and(|d| d > 200)
+    });
+    c.batch_execute(&format!(
+        "BEGIN; SELECT id FROM accounts WHERE id = {ROWS} FOR UPDATE"
+    ))
+    .unwrap();
+    let mut look = Client::connect(url, NoTls).unwrap();
+    let at = done(&mut look);
+    assert!(
+        at.is_some_and(|d| d < ROWS),
+        "the backfill was past its last row before it could be held: {at:?}"
+    );
+    (child, c)
 }
 
 fn finish_child(child: std::process::Child) -> String {
@@ -570,7 +577,7 @@ fn ending_zerodowns_sessions_mid_backfill_reconnects(major: u32) {
         Arc::new(AtomicBool::new(false)),
         ledger.clone(),
     );
-    let child = slow_start(db.url(), &file.display().to_string());
+    let (child, mut held) = slow_start(db.url(), &file.display().to_string());
     let mut c = db.connect();
     let ended: i64 = one(
         &mut c,
@@ -578,6 +585,7 @@ fn ending_zerodowns_sessions_mid_backfill_reconnects(major: u32) {
          WHERE datname = current_database() AND application_name LIKE 'zerodown zd-%') t",
     );
     assert_eq!(ended, 2, "zerodown's session and its driver-lock session");
+    held.batch_execute("COMMIT").unwrap();
     let t0 = Instant::now();
     let text = finish_child(child);
     if std::env::var("ZERODOWN_FAULT_TRACE").is_ok() {
@@ -610,7 +618,8 @@ fn a_server_restart_mid_backfill_reconnects(major: u32) {
         Arc::new(AtomicBool::new(false)),
         ledger.clone(),
     );
-    let child = slow_start(db.url(), &file.display().to_string());
+    // The restart ends the session that holds the backfill back, too.
+    let (child, _held) = slow_start(db.url(), &file.display().to_string());
     pg.restart();
     let text = finish_child(child);
     assert!(text.contains("connected again"), "{text}");
@@ -682,12 +691,19 @@ fn a_dead_runs_sessions_are_ended_only_when_its_heartbeat_is_stale(major: u32) {
     let sleeper_url = format!("{}?application_name=zerodown%20{dead}", db.url());
     let sleeper = std::thread::spawn(move || {
         let mut s = Client::connect(&sleeper_url, NoTls).unwrap();
-        s.batch_execute("SELECT pg_sleep(60)").is_err()
+        s.batch_execute("SELECT pg_sleep(600)").is_err()
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let t0 = Instant::now();
+    support::wait_for("the dead run's statement", || {
+        let n: i64 = one(
+            &mut c,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'zerodown {dead}'
+                 AND state = 'active' AND query LIKE 'SELECT pg\\_sleep%'"
+            ),
+        );
+        n > 0
+    });
     let text = run_to_end(&url, &["complete", "0042_tier", "--quiet-period", "0s"]);
-    assert!(t0.elapsed() < Duration::from_secs(30));
     assert!(
         text.contains(&format!("ended 2 session(s) left by run {dead}"))
             || (text.contains(&format!("left by run {dead}")) && text.contains("pg_sleep")),
