@@ -469,25 +469,22 @@ fn run() -> Result<()> {
             s.allow_rollback_journal = *allow_rollback_journal;
             let cancel = ctrl_c_flag();
             let mut reporter = Reporter::new();
-            let outcome = match zerodown::start(
-                &url,
-                &migration,
-                &s,
-                &mut |e| reporter.event(e),
-                &cancel,
-            ) {
-                Err(zerodown::Error::Refused(msg))
-                    if matches!(url, DatabaseUrl::Sqlite(_))
-                        && !*wal
-                        && !*allow_rollback_journal
-                        && msg.contains("--wal") =>
-                {
-                    // The journal-mode refusal: say the exact command that goes on.
-                    return Err(zerodown::Error::Refused(format!(
-                        "{msg}.\nNothing was changed. To switch it to WAL and go on, run:\n  {}",
+            let started =
+                zerodown::start(&url, &migration, &s, &mut |e| reporter.event(e), &cancel);
+            let journal_refusal = |msg: &str| {
+                matches!(url, DatabaseUrl::Sqlite(_))
+                    && !*wal
+                    && !*allow_rollback_journal
+                    && msg.contains("--wal")
+            };
+            let outcome = match started {
+                // The journal-mode refusal: say the exact command that goes on.
+                Err(zerodown::Error::Refused(msg)) if journal_refusal(&msg) => {
+                    let hint = format!(
+                        "Nothing was changed. To switch it to WAL and go on, run:\n  {}",
                         command_with("--wal")
-                    ))
-                    .into());
+                    );
+                    return Err(zerodown::Error::Refused(format!("{msg}.\n{hint}")).into());
                 }
                 r => r?,
             };
