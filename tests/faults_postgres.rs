@@ -496,17 +496,16 @@ fn sigkill_anywhere_loses_nothing(major: u32) {
     v.assert_clean();
 }
 
-/// Starts a slow backfill in the CLI, waits until some batches are saved, and stops it short of the
+/// Starts a slow backfill in the CLI, waits until some batches are saved, and holds it short of the
 /// end: the returned session holds the last original row's lock, so the backfill waits there until
-/// the caller lets it go (commits) or the fault ends that session. The backfill cannot reach that row
-/// first on any machine that runs the poll below at all: at most doubling batches from 100 rows take
-/// at least six more batches past 200 rows, each after a pause of at least 25 ms.
+/// the caller lets it go (commits) or the fault ends that session. The child is stopped (SIGSTOP) the
+/// moment its progress is seen, while the lock is taken, so it cannot reach that row first.
 // The caller waits for the child this returns.
 #[allow(clippy::zombie_processes)]
 fn slow_start(url: &str, file: &str) -> (std::process::Child, Client) {
     let child = zerodown(
         url,
-        &["start", file, "--batch-time", "10ms", "--pause", "50ms"],
+        &["start", file, "--batch-time", "10ms", "--pause", "2ms"],
     )
     .spawn()
     .unwrap();
@@ -523,16 +522,20 @@ fn slow_start(url: &str, file: &str) -> (std::process::Child, Client) {
     support::wait_for("the first saved batches", || {
         done(&mut c).is_some_and(|d| d > 200)
     });
-    c.batch_execute(&format!(
-        "BEGIN; SELECT id FROM accounts WHERE id = {ROWS} FOR UPDATE"
-    ))
-    .unwrap();
-    let mut look = Client::connect(url, NoTls).unwrap();
-    let at = done(&mut look);
+    let pid = child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let at = done(&mut c);
+    // A writer holds a row for a moment; the stopped child's open batch, if it covered the row,
+    // for good: the lock timeout only tells the two apart.
+    let held = c.batch_execute(&format!(
+        "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT id FROM accounts WHERE id = {ROWS} FOR UPDATE"
+    ));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
     assert!(
         at.is_some_and(|d| d < ROWS),
         "the backfill was past its last row before it could be held: {at:?}"
     );
+    held.unwrap_or_else(|e| panic!("the backfill's last batch already held the last row: {e}"));
     (child, c)
 }
 
