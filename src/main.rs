@@ -26,7 +26,8 @@ use zerodown::{
 #[derive(Parser)]
 #[command(name = "zerodown", version, about, long_about, verbatim_doc_comment)]
 struct Cli {
-    /// Target database: sqlite://path/app.db (relative), sqlite:///abs/app.db; postgres:// and mysql:// soon.
+    /// Target database: sqlite://path/app.db (relative), sqlite:///abs/app.db,
+    /// postgres://user:password@host:port/db, mysql:// or mariadb://user:password@host:port/db.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
     #[command(subcommand)]
@@ -49,7 +50,9 @@ enum Command {
         source: Source,
         #[command(flatten)]
         tuning: Tuning,
-        /// SQLite: switch the database to WAL first (a lasting change; readers then never wait for batches).
+        /// SQLite: switch the database to WAL first (a lasting change, the usual mode for a live
+        /// SQLite database: readers then never wait for batches). A database in rollback-journal mode
+        /// (SQLite's default) is refused without this flag or --allow-rollback-journal.
         #[arg(long)]
         wal: bool,
         /// SQLite: run in rollback-journal mode anyway; readers wait while each batch commits.
@@ -357,6 +360,27 @@ impl Reporter {
     }
 }
 
+/// This very command line with `flag` added after the subcommand, quoted for a POSIX shell.
+fn command_with(flag: &str) -> String {
+    let quote = |a: &str| {
+        let plain = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
+        if plain {
+            a.to_string()
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    };
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let at = args.iter().position(|a| a == "start").map_or(0, |i| i + 1);
+    args.insert(at, flag.to_string());
+    std::iter::once("zerodown".to_string())
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ctrl_c_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
@@ -445,8 +469,25 @@ fn run() -> Result<()> {
             s.allow_rollback_journal = *allow_rollback_journal;
             let cancel = ctrl_c_flag();
             let mut reporter = Reporter::new();
-            let outcome =
-                zerodown::start(&url, &migration, &s, &mut |e| reporter.event(e), &cancel)?;
+            let started =
+                zerodown::start(&url, &migration, &s, &mut |e| reporter.event(e), &cancel);
+            let journal_refusal = |msg: &str| {
+                matches!(url, DatabaseUrl::Sqlite(_))
+                    && !*wal
+                    && !*allow_rollback_journal
+                    && msg.contains("--wal")
+            };
+            let outcome = match started {
+                // The journal-mode refusal: say the exact command that goes on.
+                Err(zerodown::Error::Refused(msg)) if journal_refusal(&msg) => {
+                    let hint = format!(
+                        "Nothing was changed. To switch it to WAL and go on, run:\n  {}",
+                        command_with("--wal")
+                    );
+                    return Err(zerodown::Error::Refused(format!("{msg}.\n{hint}")).into());
+                }
+                r => r?,
+            };
             match outcome {
                 StartOutcome::Completed => println!("`{}` is completed.", migration.name),
                 StartOutcome::Backfilled { rows } => println!(
@@ -469,7 +510,13 @@ fn run() -> Result<()> {
                 println!("no migrations recorded in {}", url.redacted());
             }
             for r in reports {
+                let undone = matches!(
+                    r.status,
+                    zerodown::Status::RolledBack | zerodown::Status::RollingBack
+                );
                 let progress = match (r.rows_total, r.percent) {
+                    // The rows it had filled are no progress once rolled back.
+                    _ if undone => String::new(),
                     (Some(t), Some(p)) => format!(", {}/{} rows ({p:.1}%)", r.rows_done, t),
                     (Some(t), None) => format!(", {}/{} rows", r.rows_done, t),
                     _ => String::new(),

@@ -2,6 +2,7 @@
 
 use crate::engine::{Engine, StateRow, Status};
 use crate::error::{Error, Result};
+use crate::plan::Phase;
 use serde::Serialize;
 
 /// One migration's standing.
@@ -17,8 +18,9 @@ pub struct Report {
     pub steps: usize,
     pub rows_done: i64,
     pub rows_total: Option<i64>,
+    /// `None` once rolled back: the rows done say nothing then.
     pub percent: Option<f64>,
-    /// Rows per second over the backfill so far.
+    /// The backfill's rows per second: over its own time once done, so far while it runs.
     pub rate: Option<f64>,
     pub eta_seconds: Option<f64>,
     /// INSERTs that left the new column NULL: old application versions still writing.
@@ -55,6 +57,21 @@ fn seconds_between(a: &str, b: &str) -> Option<f64> {
     Some(parse(b)? - parse(a)?)
 }
 
+/// The backfill's own rate. Once its step is done, rows over the time the step took (the quiet
+/// period and waiting for a deploy do not count); while it runs, over the time since the migration
+/// began.
+fn backfill_rate(s: &StateRow) -> Option<f64> {
+    let step_done = !matches!(s.status, Status::Started);
+    let seconds = match s.timings.get(Phase::Backfill.label()) {
+        Some(&t) if step_done => Some(t),
+        _ => s
+            .heartbeat
+            .as_deref()
+            .and_then(|h| seconds_between(&s.created_at, h)),
+    };
+    seconds.filter(|e| *e > 0.0).map(|e| s.rows_done as f64 / e)
+}
+
 fn report(engine: &mut dyn Engine, s: StateRow) -> Result<Report> {
     let step = s.next_step.min(s.plan.steps.len());
     let phase = match s.status {
@@ -69,17 +86,17 @@ fn report(engine: &mut dyn Engine, s: StateRow) -> Result<Report> {
             .map(|st| st.phase.label().to_string())
             .unwrap_or_else(|| "done".into()),
     };
+    let undone = matches!(s.status, Status::RolledBack | Status::RollingBack);
+    // A rolled-back migration's rows were its progress, not any more: no percentage, no rate.
     let percent = s
         .rows_total
-        .filter(|t| *t > 0)
+        .filter(|t| *t > 0 && !undone)
         .map(|t| (100.0 * s.rows_done as f64 / t as f64).min(100.0));
-    let elapsed = s
-        .heartbeat
-        .as_deref()
-        .and_then(|h| seconds_between(&s.created_at, h));
-    let rate = elapsed
-        .filter(|e| *e > 0.0 && s.rows_done > 0)
-        .map(|e| s.rows_done as f64 / e);
+    let rate = if undone || s.rows_done <= 0 {
+        None
+    } else {
+        backfill_rate(&s)
+    };
     let eta_seconds = match (rate, s.rows_total, s.status) {
         (Some(r), Some(t), Status::Started) if r > 0.0 => {
             Some(((t - s.rows_done).max(0)) as f64 / r)

@@ -40,16 +40,21 @@ fn rows_done(db: &TestDb) -> (i64, Option<i64>) {
 }
 
 /// Starts `zerodown start` as a child and waits until its backfill is under way; the caller waits on it.
+///
+/// The backfill cannot end before the caller acts, whatever the machine's speed: a batch size starts at
+/// 100 rows and at most doubles per batch (a 1 s target keeps it doubling), so 60,000 rows take ten
+/// batches, and the fixed pause (at least 100 ms with its jitter) puts half a second of rests between
+/// the batch that passes 2,000 rows and the last.
 #[allow(clippy::zombie_processes)]
 fn start_child_mid_backfill(db: &TestDb, file: &str) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_zerodown"))
-        .args(["start", file, "--batch-time", "1ms", "--pause", "5ms"])
+        .args(["start", file, "--batch-time", "1s", "--pause", "200ms"])
         .env("DATABASE_URL", format!("sqlite://{}", db.path.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (done, total) = rows_done(db);
         if done > 2_000 {
@@ -60,7 +65,7 @@ fn start_child_mid_backfill(db: &TestDb, file: &str) -> std::process::Child {
             return child;
         }
         assert!(Instant::now() < deadline, "the backfill never got going");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -342,4 +347,83 @@ fn bad_urls_and_files_are_named() {
         .output()
         .unwrap();
     assert!(text(&o).contains("DATABASE_URL"), "{}", text(&o));
+}
+
+/// A database in rollback-journal mode (SQLite's default) is refused with nothing changed, and the
+/// message is the exact command that goes on; that command switches it to WAL and runs.
+#[test]
+fn start_on_a_rollback_journal_database_says_the_command_that_goes_on() {
+    let db = TestDb::new(100);
+    db.conn()
+        .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+        .unwrap();
+    let before = db.schema_sql();
+    let dir = db.path.parent().unwrap().to_path_buf();
+    let file = write(&dir, "0042_tier.toml", TIER_TOML);
+    let out = zerodown(&db, &["start", &file]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    let wanted = format!("zerodown start --wal {file}");
+    assert!(
+        t.contains("journal mode delete")
+            && t.contains("Nothing was changed")
+            && t.contains(&wanted),
+        "{t}"
+    );
+    assert_eq!(db.schema_sql(), before);
+    let out = zerodown(&db, &["start", "--wal", &file]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("to WAL"), "{}", text(&out));
+    let mode: String = db
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+/// After complete, status shows the backfill's own rate (its rows over its step's time, not the
+/// whole life with the quiet period); after a rollback, no progress at all.
+#[test]
+fn status_shows_the_backfills_own_rate_and_no_progress_once_rolled_back() {
+    let db = TestDb::new(2_000);
+    let dir = db.path.parent().unwrap().to_path_buf();
+    let file = write(&dir, "0042_tier.toml", TIER_TOML);
+    assert!(zerodown(&db, &["start", &file]).status.success());
+    let out = zerodown(&db, &["complete", "0042_tier", "--quiet-period", "1s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = zerodown(&db, &["status", "0042_tier", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let backfill = v[0]["timings"]["backfill"].as_f64().unwrap();
+    let rate = v[0]["rate"].as_f64().unwrap();
+    assert!(
+        (rate - 2_000.0 / backfill).abs() < 1e-6 * rate,
+        "rate {rate}, backfill {backfill} s: {v}"
+    );
+
+    let db = TestDb::new(2_000);
+    let dir = db.path.parent().unwrap().to_path_buf();
+    let file = write(&dir, "0042_tier.toml", TIER_TOML);
+    assert!(zerodown(&db, &["start", &file]).status.success());
+    assert!(zerodown(&db, &["rollback", "0042_tier"]).status.success());
+    let out = zerodown(&db, &["status", "0042_tier"]);
+    let t = text(&out);
+    assert!(t.contains("rolled-back") && !t.contains("rows"), "{t}");
+    let out = zerodown(&db, &["status", "0042_tier", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["percent"].is_null() && v[0]["rate"].is_null(), "{v}");
+}
+
+/// `--help` names every engine zerodown supports, none as coming "soon".
+#[test]
+fn help_names_every_engine() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zerodown"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("postgres://") && t.contains("mysql://") && !t.contains("soon"),
+        "{t}"
+    );
 }

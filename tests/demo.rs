@@ -3,7 +3,7 @@
 
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zerodown::Event;
 use zerodown::demo::{DemoOptions, Progress};
 
@@ -35,7 +35,6 @@ fn assert_verdict(summary: &str) {
 
 #[test]
 fn demo_through_the_library_loses_nothing() {
-    let started = Instant::now();
     let mut lines = Vec::new();
     let mut steps_done = 0;
     let cancel = AtomicBool::new(false);
@@ -62,11 +61,6 @@ fn demo_through_the_library_loses_nothing() {
         "{progress}"
     );
     assert_eq!(steps_done, 10, "{progress}");
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]

@@ -191,8 +191,14 @@ fn scenario(roll_back: bool, verdict: &mut Verdict) {
             &mut verdict.faults,
         );
     } else {
+        // Deployed once the inserting writer has inserted twice since: an insert already under
+        // way may be the old version's, the one after it reads the flag.
+        let inserted = || ledger.lock().unwrap().inserted.len();
+        let before = inserted();
         deployed.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(50));
+        while inserted() < before + 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         run_through(
             &db,
             &["complete", "0042_tier", "--quiet-period", "100ms"],

@@ -57,7 +57,6 @@ fn ddl_cancels_autovacuum(major: u32) {
     a.backfill = Some("CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END".into());
     let mut notes = Vec::new();
     let mut retries = Vec::new();
-    let began = Instant::now();
     zerodown::start(
         &DatabaseUrl::parse(db.url()).unwrap(),
         &Migration::adding("0001_tier", a),
@@ -77,11 +76,6 @@ fn ddl_cancels_autovacuum(major: u32) {
     assert!(
         retries.iter().all(|b| !b.contains("autovacuum")),
         "a lock attempt still queued behind autovacuum: {retries:?}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        began.elapsed()
     );
     let nulls: i64 = c
         .query_one("SELECT count(*) FROM accounts WHERE tier IS NULL", &[])

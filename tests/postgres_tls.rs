@@ -58,7 +58,11 @@ fn sslmodes_mean_what_libpq_means() {
     let mut c = db.connect();
     c.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
     c.batch_execute("SELECT pg_reload_conf()").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The postmaster reloads in its own time; a new session sees the setting once it has.
+    support::wait_for("ssl = on after the reload", || {
+        let s: String = db.connect().query_one("SHOW ssl", &[]).unwrap().get(0);
+        s == "on"
+    });
     let ca = d.join("ca.pem").display().to_string();
     let base = db.url().to_string();
     assert!(!ssl(&format!("{base}?sslmode=disable")).unwrap());

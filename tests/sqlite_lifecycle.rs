@@ -63,16 +63,20 @@ fn derived_not_null_column_with_check_and_index() {
         2
     );
     // complete: refused while an old writer was seen inserting within the quiet period…
-    let err = db.complete_with("0042_tier", quiet(Duration::from_millis(300)), || {
-        // An old application version keeps inserting without the column for longer than the period.
+    let err = db.complete_with("0042_tier", quiet(Duration::from_millis(300)), |returned| {
+        // An old application version keeps inserting without the column for as long as complete
+        // runs, however long that is on this machine.
         let c = db.conn();
-        for i in 0..20 {
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        let mut i = 0;
+        while !returned.load(Ordering::SeqCst) {
+            i += 1;
             c.execute(
                 "INSERT INTO accounts(email, balance) VALUES (?1, 5)",
                 [format!("old{i}@x")],
             )
             .unwrap();
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     });
     assert!(
@@ -373,12 +377,17 @@ fn concurrent_writers_during_backfill_leave_no_wrong_row() {
             acked
         }));
     }
-    std::thread::sleep(Duration::from_millis(100));
     db.start_with(&tier_migration(), |s| {
         s.batch_time = Some(Duration::from_millis(2))
     })
     .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The writers go on after the backfill (the triggers alone keep the column right then), for a
+    // number of writes, not a time.
+    let c = db.conn();
+    let rows_then = count(&c, "SELECT count(*) FROM accounts");
+    while count(&c, "SELECT count(*) FROM accounts") < rows_then + 30 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     stop.store(true, Ordering::SeqCst);
     let mut last = std::collections::HashMap::new();
     for w in writers {
@@ -507,10 +516,8 @@ fn lock_guard_retries_while_a_writer_holds_the_lock_then_gets_through() {
     blocker
         .execute_batch("BEGIN IMMEDIATE; UPDATE accounts SET balance = balance WHERE id = 1;")
         .unwrap();
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        blocker.execute_batch("COMMIT").unwrap();
-    });
+    // The writer lets go once zerodown has retried twice: counted, not timed.
+    let mut blocker = Some(blocker);
     let mut retries = 0;
     let r = zerodown::start(
         &db.url,
@@ -520,14 +527,16 @@ fn lock_guard_retries_while_a_writer_holds_the_lock_then_gets_through() {
             ..Default::default()
         },
         &mut |e| {
-            if let zerodown::Event::LockRetry { blocker, .. } = e {
-                assert!(blocker.contains("write lock"));
+            if let zerodown::Event::LockRetry { blocker: b, .. } = e {
+                assert!(b.contains("write lock"));
                 retries += 1;
+                if retries == 2 {
+                    blocker.take().unwrap().execute_batch("COMMIT").unwrap();
+                }
             }
         },
         &AtomicBool::new(false),
     );
-    release.join().unwrap();
     assert_eq!(r.unwrap(), StartOutcome::Backfilled { rows: 200 });
     assert!(retries >= 2, "expected lock retries, saw {retries}");
 }
@@ -559,35 +568,35 @@ fn two_drivers_never_run_the_same_database_at_once() {
     let db = TestDb::new(20_000);
     let url = db.url.clone();
     let cancel = Arc::new(AtomicBool::new(false));
+    // The first run holds still after its first batch until the second has been tried: it is
+    // backfilling then, whatever the machine's speed.
+    let (backfilling, told_backfilling) = std::sync::mpsc::channel::<()>();
+    let (go_on, told_go_on) = std::sync::mpsc::channel::<()>();
     let first = {
         let cancel = cancel.clone();
         std::thread::spawn(move || {
+            let mut waited = false;
             zerodown::start(
                 &url,
                 &tier_migration(),
-                &zerodown::Settings {
-                    pause: Some(Duration::from_millis(50)),
-                    ..Default::default()
+                &zerodown::Settings::default(),
+                &mut |e| {
+                    if matches!(e, zerodown::Event::Progress { .. }) && !waited {
+                        waited = true;
+                        backfilling.send(()).unwrap();
+                        told_go_on.recv().unwrap();
+                    }
                 },
-                &mut |_| {},
                 &cancel,
             )
         })
     };
-    // Wait until the first run is backfilling, then try a second.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count(
-        &db.conn(),
-        "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'zd\\_ins%' ESCAPE '\\'",
-    ) == 0
-    {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    told_backfilling.recv().unwrap();
     let err = db.start(&tier_migration()).unwrap_err();
     assert!(matches!(err, zerodown::Error::Busy(_)), "{err}");
     assert!(err.to_string().contains("another zerodown"), "{err}");
     cancel.store(true, Ordering::SeqCst);
+    go_on.send(()).unwrap();
     let first = first.join().unwrap();
     assert!(
         matches!(first, Err(zerodown::Error::Interrupted(_))),

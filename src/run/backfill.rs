@@ -47,10 +47,14 @@ pub fn run(
     let target = ctx.settings.batch_time.unwrap_or(defaults.batch_time);
     let total = state.rows_total.unwrap_or(0);
     let mut batch_size: i64 = 100;
-    let started = Instant::now();
     let mut last_seen_writes: Option<Instant> = None;
     let done_at_start = state.rows_done;
     let mut throttle = Throttle::begin(engine, &defaults, ctx)?;
+    // After the throttle's look at the server at rest, which is no backfilling.
+    let started = Instant::now();
+    // When the batch size stopped doubling, and the rows done then: the rate since is the one an
+    // ETA can go by. During the ramp a batch is a fraction of what is to come.
+    let mut steady: Option<(Instant, i64)> = None;
     loop {
         if ctx.cancel.load(Ordering::SeqCst) {
             return Err(stopped(&state.name, state.rows_done, total));
@@ -68,19 +72,27 @@ pub fn run(
         state.cursor = outcome.new_cursor.clone();
         state.rows_done += outcome.rows_scanned;
         let secs = started.elapsed().as_secs_f64().max(1e-6);
-        let rate = (state.rows_done - done_at_start) as f64 / secs;
         let left = (total - state.rows_done).max(0);
+        let steady_rate = steady.and_then(|(t, rows)| {
+            let secs = t.elapsed().as_secs_f64();
+            (secs > 0.0 && state.rows_done > rows).then(|| (state.rows_done - rows) as f64 / secs)
+        });
+        let rate = steady_rate.unwrap_or((state.rows_done - done_at_start) as f64 / secs);
         (ctx.emit)(Event::Progress {
             done: state.rows_done.min(total.max(state.rows_done)),
             total: total.max(state.rows_done),
             rows_per_sec: rate,
-            eta: (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate)),
+            eta: eta(left, steady_rate),
             batch_size,
         });
         if outcome.cancel_requested {
             return Err(cancelled(&state.name));
         }
-        batch_size = next_batch_size(batch_size, outcome.elapsed, target);
+        let next = next_batch_size(batch_size, outcome.elapsed, target);
+        if steady.is_none() && (next < batch_size * 2 || next == MAX_BATCH) {
+            steady = Some((Instant::now(), state.rows_done));
+        }
+        batch_size = next;
         if outcome.others_writing {
             last_seen_writes = Some(Instant::now());
         }
@@ -98,6 +110,16 @@ pub fn run(
             // every gap.
             std::thread::sleep(pause.mul_f64(rand::random_range(0.5..1.5)));
         }
+    }
+}
+
+/// Time left at `rate`: none while the rate is not yet known (the batch size still ramping up),
+/// zero once nothing is left.
+fn eta(left: i64, rate: Option<f64>) -> Option<Duration> {
+    match rate {
+        _ if left == 0 => Some(Duration::ZERO),
+        Some(r) if r > 0.0 => Some(Duration::from_secs_f64(left as f64 / r)),
+        _ => None,
     }
 }
 
@@ -125,6 +147,14 @@ mod tests {
         assert_eq!(next_batch_size(100, Duration::from_millis(5), t), 100);
         assert_eq!(next_batch_size(10, Duration::from_secs(1), t), MIN_BATCH);
         assert_eq!(next_batch_size(MAX_BATCH, Duration::ZERO, t), MAX_BATCH);
+    }
+
+    #[test]
+    fn no_eta_until_the_rate_is_known() {
+        assert_eq!(eta(1_000, None), None);
+        assert_eq!(eta(0, None), Some(Duration::ZERO));
+        assert_eq!(eta(1_000, Some(500.0)), Some(Duration::from_secs(2)));
+        assert_eq!(eta(1_000, Some(0.0)), None);
     }
 
     #[test]

@@ -83,8 +83,9 @@ impl fmt::Display for Nice {
     }
 }
 
-/// Looks the pacer averages before it decides: about two seconds at [`SAMPLE_EVERY`].
-pub const ADJUST_LOOKS: u32 = 40;
+/// Looks the pacer averages before it decides: half a second at [`SAMPLE_EVERY`]. Few enough that
+/// a short backfill (a dozen batches) sees its first decision, whatever the machine's speed.
+pub const ADJUST_LOOKS: u32 = 10;
 /// How much the statements in flight may grow over their level at rest, and a little slack for a
 /// near-idle server, before the pacer rests more. By Little's law, at a steady request rate this is
 /// how much slower the application's statements have become.

@@ -138,15 +138,19 @@ impl TestDb {
     }
 
     /// Completes while `during` runs on another thread (e.g. an old writer inserting).
+    /// `complete` with `during` running beside it; `during` is told through its flag once
+    /// `complete` has returned, so it can go on for exactly as long as `complete` runs.
     pub fn complete_with(
         &self,
         name: &str,
         s: Settings,
-        during: impl FnOnce() + Send,
+        during: impl FnOnce(&AtomicBool) + Send,
     ) -> zerodown::Result<()> {
+        let returned = AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let h = scope.spawn(during);
+            let h = scope.spawn(|| during(&returned));
             let r = zerodown::complete(&self.url, name, &s, &mut |_| {}, &AtomicBool::new(false));
+            returned.store(true, std::sync::atomic::Ordering::SeqCst);
             h.join().unwrap();
             r
         })

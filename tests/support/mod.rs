@@ -18,7 +18,8 @@
 //! [`PgServer::start_dedicated`], [`MariaDbServer::start_dedicated`].
 //!
 //! `ZERODOWN_REQUIRE_ENGINES=1` makes a missing engine a failure instead of a skip (CI sets it).
-//! Binaries come from Debian packages and from `scripts/install-test-deps.sh` (PostgreSQL 18).
+//! Binaries come from Debian packages and from `scripts/install-test-deps.sh` (PostgreSQL 13, 14, 16,
+//! 17 and 18).
 
 // Each test file uses its own part of this module.
 #![allow(dead_code, unused_imports)]
@@ -51,8 +52,8 @@ pub fn pg_debian() -> Option<&'static PgServer> {
     }
 }
 
-/// The majors most tests cover: Debian's (15 on Debian 12) and 18 from npm. (13, 16 and 17, also from
-/// npm, run the lifecycle tests.)
+/// The majors most tests cover: Debian's (15 on Debian 12) and 18 from npm. (13, 14, 16 and 17, also
+/// from npm, run the lifecycle tests.)
 pub fn pg_majors() -> Vec<u32> {
     let mut majors = vec![pg::debian_major().unwrap_or(15), pg::NPM_MAJOR];
     majors.dedup();
@@ -63,4 +64,21 @@ pub fn pg_majors() -> Vec<u32> {
 /// after one `SKIP:` line on stderr, when MariaDB is not installed.
 pub fn mariadb() -> Option<&'static MariaDbServer> {
     mariadb::shared()
+}
+
+/// How long [`wait_for`] polls before it gives up: a guard against a hang, not a measure of speed
+/// (what it waits for happens in well under a second on a quiet machine).
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Polls `done` (a look at the real state: the server's views, the state table, events seen) until
+/// it holds; panics after [`HANG_GUARD`], naming `what` it waited for.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + HANG_GUARD;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < until,
+            "gave up waiting for {what} after {HANG_GUARD:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

