@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The tiny-run flags every engine's smoke run shares.
 const TINY: &[&str] = &[

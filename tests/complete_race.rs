@@ -74,7 +74,7 @@ impl Engine for RollbackFirst {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[zerodown::plan::Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> zerodown::Result<()> {
@@ -125,7 +125,7 @@ impl Engine for RollbackFirst {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[zerodown::plan::Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> zerodown::Result<()> {

@@ -54,8 +54,8 @@ fn worst_write(m: &Measured, writes: &[(Instant, Duration)]) -> Duration {
 }
 
 /// The `ALGORITHM=…, LOCK=…` (or foreign_key_checks) part of a step's SQL, for the table.
-fn clause(sql: &[String]) -> String {
-    let all = sql.join(" ");
+fn clause(sql: &[zerodown::plan::Statement]) -> String {
+    let all = zerodown::plan::Statement::texts(sql).join(" ");
     let mut parts = Vec::new();
     for key in ["ALGORITHM=", "LOCK=", "foreign_key_checks="] {
         if let Some(i) = all.find(key) {

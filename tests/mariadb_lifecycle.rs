@@ -259,7 +259,7 @@ fn constant_time_and_volatile_defaults() {
         });
         let plan = zerodown::plan(&url(&db), &m).unwrap();
         assert!(plan.single_step, "{name}: {plan:#?}");
-        assert!(plan.steps[0].sql[0].ends_with("ALGORITHM=INSTANT"));
+        assert!(plan.steps[0].sql[0].sql.ends_with("ALGORITHM=INSTANT"));
         assert_eq!(start(&db, &m, &quick()).unwrap(), StartOutcome::Completed);
         let distinct: i64 = one(
             &mut c,

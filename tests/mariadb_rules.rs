@@ -124,12 +124,12 @@ fn defaults_are_classified_by_the_function_table() {
         assert!(
             p.steps
                 .iter()
-                .any(|s| s.sql.iter().any(|q| q.ends_with("ALGORITHM=INSTANT")))
+                .any(|s| s.sql.iter().any(|q| q.sql.ends_with("ALGORITHM=INSTANT")))
         );
         assert!(
             p.steps
                 .iter()
-                .all(|s| s.sql.iter().all(|q| !q.contains("ALGORITHM=COPY")))
+                .all(|s| s.sql.iter().all(|q| !q.sql.contains("ALGORITHM=COPY")))
         );
     }
 }
@@ -146,7 +146,7 @@ fn hostile_names_are_quoted_with_backticks() {
     .unwrap();
     let p = build_plan(&m, &schema, &env(Flavour::MariaDb)).unwrap();
     assert!(
-        p.steps[0].sql[0].starts_with(
+        p.steps[0].sql[0].sql.starts_with(
             "ALTER TABLE `acc``; DROP TABLE x; --` ADD COLUMN IF NOT EXISTS `c``x` text"
         ),
         "{}",
@@ -350,7 +350,7 @@ fn mysql8_row_versions_used_up_documented_not_run() {
     let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(64)));
     let expand = &p.steps[0];
     assert_eq!(
-        expand.sql,
+        zerodown::plan::Statement::texts(&expand.sql),
         vec!["ALTER TABLE `accounts` ADD COLUMN `tier` varchar(20), ALGORITHM=INPLACE, LOCK=NONE"]
     );
     assert_eq!(expand.cost, zerodown::plan::Cost::Rewrite);
@@ -369,9 +369,9 @@ fn mysql8_row_versions_used_up_documented_not_run() {
 #[test]
 fn mysql8_last_row_version_makes_the_rollback_a_rebuild_documented_not_run() {
     let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(63)));
-    assert!(p.steps[0].sql[0].ends_with("ALGORITHM=INSTANT"));
+    assert!(p.steps[0].sql[0].sql.ends_with("ALGORITHM=INSTANT"));
     assert_eq!(
-        p.steps[0].undo,
+        zerodown::plan::Statement::texts(&p.steps[0].undo),
         vec!["ALTER TABLE `accounts` DROP COLUMN `tier`, ALGORITHM=INPLACE, LOCK=NONE"]
     );
     assert_eq!(p.steps[0].undo_cost, Some(zerodown::plan::Cost::Rewrite));
@@ -382,11 +382,11 @@ fn mysql8_last_row_version_makes_the_rollback_a_rebuild_documented_not_run() {
     );
     // Far from the limit: instant both ways, no row-version note.
     let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(3)));
-    assert!(p.steps[0].undo[0].ends_with("ALGORITHM=INSTANT"));
+    assert!(p.steps[0].undo[0].sql.ends_with("ALGORITHM=INSTANT"));
     assert!(!p.notes.iter().any(|n| n.contains("TOTAL_ROW_VERSIONS")));
     // Close to it: said.
     let p = plan_for(DERIVED, &mysql8((8, 0, 40), Some(60)));
-    assert!(p.steps[0].undo[0].ends_with("ALGORITHM=INSTANT"));
+    assert!(p.steps[0].undo[0].sql.ends_with("ALGORITHM=INSTANT"));
     assert!(p.notes.iter().any(|n| n.contains("has had 60 of the 64")));
 }
 
@@ -395,10 +395,12 @@ fn mysql8_before_8_0_29_documented_not_run() {
     // Instant ADD only as the last column (zerodown adds it last), no instant DROP: the rollback of
     // the expand is an online rebuild. TOTAL_ROW_VERSIONS does not exist yet.
     let p = plan_for(DERIVED, &mysql8((8, 0, 28), None));
-    assert!(p.steps[0].sql[0].ends_with("ALGORITHM=INSTANT"));
-    assert!(!p.steps[0].sql[0].contains(" AFTER ") && !p.steps[0].sql[0].contains(" FIRST"));
+    assert!(p.steps[0].sql[0].sql.ends_with("ALGORITHM=INSTANT"));
+    assert!(
+        !p.steps[0].sql[0].sql.contains(" AFTER ") && !p.steps[0].sql[0].sql.contains(" FIRST")
+    );
     assert_eq!(
-        p.steps[0].undo,
+        zerodown::plan::Statement::texts(&p.steps[0].undo),
         vec!["ALTER TABLE `accounts` DROP COLUMN `tier`, ALGORITHM=INPLACE, LOCK=NONE"]
     );
     assert!(
@@ -431,6 +433,7 @@ fn mysql8_statements_exist_in_mysql_documented_not_run() {
         .steps
         .iter()
         .flat_map(|s| s.sql.iter().chain(s.undo.iter()))
+        .map(|s| &s.sql)
         .collect();
     for q in &all {
         assert!(!q.contains("SET STATEMENT"), "{q}");
@@ -446,18 +449,18 @@ fn mysql8_statements_exist_in_mysql_documented_not_run() {
     let fk = p
         .steps
         .iter()
-        .find(|s| s.sql.iter().any(|q| q.contains("FOREIGN KEY")))
+        .find(|s| s.sql.iter().any(|q| q.sql.contains("FOREIGN KEY")))
         .unwrap();
-    assert_eq!(fk.sql[0], "SET SESSION foreign_key_checks = 0");
-    assert!(fk.sql[1].ends_with("ALGORITHM=INPLACE, LOCK=NONE"));
-    assert_eq!(fk.sql[2], "SET SESSION foreign_key_checks = 1");
+    assert_eq!(fk.sql[0].sql, "SET SESSION foreign_key_checks = 0");
+    assert!(fk.sql[1].sql.ends_with("ALGORITHM=INPLACE, LOCK=NONE"));
+    assert_eq!(fk.sql[2].sql, "SET SESSION foreign_key_checks = 1");
     let dual = p
         .steps
         .iter()
         .find(|s| s.summary.contains("dual-write"))
         .unwrap();
-    assert!(dual.sql[0].contains("AUTO_INCREMENT PRIMARY KEY"));
-    assert!(dual.sql[1].contains("INSERT INTO `zd_guard_"));
+    assert!(dual.sql[0].sql.contains("AUTO_INCREMENT PRIMARY KEY"));
+    assert!(dual.sql[1].sql.contains("INSERT INTO `zd_guard_"));
     for needle in [
         "KILL QUERY",
         "SET SESSION lock_wait_timeout",
@@ -472,7 +475,7 @@ fn mysql8_statements_exist_in_mysql_documented_not_run() {
     let modify = p
         .steps
         .iter()
-        .find(|s| s.sql.iter().any(|q| q.contains("MODIFY COLUMN")))
+        .find(|s| s.sql.iter().any(|q| q.sql.contains("MODIFY COLUMN")))
         .unwrap();
     assert!(
         modify.reason.contains("strict sql_mode") && modify.reason.contains("KILL QUERY"),

@@ -98,8 +98,8 @@ fn constant_and_time_defaults_are_one_catalog_only_step() {
         assert_eq!(p.steps.len(), 1);
         assert_eq!(p.steps[0].lock.mode, "ACCESS EXCLUSIVE");
         assert!(
-            p.steps[0].sql[0].ends_with("NOT NULL DEFAULT true")
-                || p.steps[0].sql[0].ends_with("NOT NULL DEFAULT now()")
+            p.steps[0].sql[0].sql.ends_with("NOT NULL DEFAULT true")
+                || p.steps[0].sql[0].sql.ends_with("NOT NULL DEFAULT now()")
         );
     }
 }
@@ -133,7 +133,7 @@ fn hostile_names_are_quoted() {
         .steps
         .iter()
         .flat_map(|s| s.sql.iter())
-        .cloned()
+        .map(|s| s.sql.clone())
         .collect::<Vec<_>>()
         .join("\n");
     assert!(

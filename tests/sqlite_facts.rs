@@ -160,7 +160,7 @@ fn dual_write_triggers_run_on_sqlite_3_40() {
         .filter(|s| s.action == Action::Ddl && s.phase <= Phase::DualWrite)
     {
         for sql in &step.sql {
-            script.push_str(sql);
+            script.push_str(&sql.sql);
             script.push_str(";\n");
         }
     }

@@ -9,7 +9,7 @@ pub mod sql_shape;
 pub mod sqlite;
 
 use crate::error::Result;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Statement, Step};
 pub use crate::run::throttle::{MaxLoad, Nice};
 use crate::spec::Migration;
 use serde::{Deserialize, Serialize};
@@ -280,7 +280,7 @@ pub trait Engine {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()>;
@@ -322,7 +322,7 @@ pub trait Engine {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()>;

@@ -3,10 +3,12 @@
 
 mod build;
 mod render;
+mod statement;
 mod steps;
 
 pub use build::{Decided, DefaultKind, FillPlan, PlanInput, Volatility, classify_default, decide};
 pub use render::render_text;
+pub use statement::{PLAN_FORMAT, Run, Statement};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,15 +112,16 @@ pub struct Step {
     pub action: Action,
     /// One line: what the step does.
     pub summary: String,
-    /// The exact SQL it runs, in order (for batched steps: one batch's statements, with placeholders).
-    pub sql: Vec<String>,
+    /// The exact statements it runs, in order, each saying how it runs (for batched steps: one
+    /// batch's statements, with placeholders).
+    pub sql: Vec<Statement>,
     pub lock: LockLevel,
     pub cost: Cost,
     /// Why the step exists, and why this way.
     pub reason: String,
-    /// SQL that undoes the step on rollback (run in reverse step order); empty when nothing to undo.
+    /// Statements that undo the step on rollback (run in reverse step order); empty when nothing to undo.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub undo: Vec<String>,
+    pub undo: Vec<Statement>,
     /// The cost of the undo (dropping a SQLite column rewrites the table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo_cost: Option<Cost>,
@@ -127,6 +130,10 @@ pub struct Step {
 /// The whole plan for one migration on one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// [`PLAN_FORMAT`] when this zerodown wrote it; 0 (absent) for plans of versions before typed
+    /// statements.
+    #[serde(default)]
+    pub format: u32,
     pub migration: String,
     /// Engine and version, e.g. "SQLite 3.54.1".
     pub engine: String,

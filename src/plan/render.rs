@@ -30,7 +30,7 @@ pub fn render_text(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "\n{:>2}. [{}] {}", i + 1, s.phase.label(), s.summary);
         for sql in &s.sql {
-            for (j, line) in sql.lines().enumerate() {
+            for (j, line) in sql.sql.lines().enumerate() {
                 let _ = writeln!(
                     out,
                     "      {}{}",
@@ -76,7 +76,7 @@ pub fn render_text(plan: &Plan) -> String {
                 out,
                 "  undo {}: {} ({}{warn})",
                 i + 1,
-                s.undo.join("; "),
+                super::Statement::texts(&s.undo).join("; "),
                 cost.label()
             );
         }

@@ -1,7 +1,7 @@
 //! Steps that mean the same on every engine: only their SQL, lock and cost are the engine's. One
 //! wording here keeps the plans of the three engines telling the same story.
 
-use super::{Action, Cost, LockLevel, Phase, Step};
+use super::{Action, Cost, LockLevel, Phase, Statement, Step};
 
 impl LockLevel {
     pub fn new(mode: &str, held: &str, blocks_writes: bool, blocks_reads: bool) -> LockLevel {
@@ -34,7 +34,7 @@ impl Step {
             phase,
             action,
             summary,
-            sql,
+            sql: Statement::in_step_all(sql),
             lock,
             cost,
             reason: reason.into(),

@@ -7,7 +7,7 @@ pub mod throttle;
 
 use crate::engine::{Engine, Event, LockGuardSettings, Settings, StateRow, Status};
 use crate::error::{Error, Result};
-use crate::plan::{Action, Cost, Phase, Plan};
+use crate::plan::{Action, Cost, PLAN_FORMAT, Phase, Plan};
 use crate::spec::Migration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -246,6 +246,18 @@ fn null_preflight(engine: &mut dyn Engine, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to run a stored plan written in another plan format: its statements do not say how they
+/// run, and guessing from their text is exactly what typed statements replaced.
+fn check_format(state: &StateRow) -> Result<()> {
+    if state.plan.format == PLAN_FORMAT {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "`{}` was planned by another zerodown version (plan format {}; this version runs format {PLAN_FORMAT}), so this version will not run its steps; finish it (`complete`) or undo it (`rollback`) with the zerodown that started it — nothing was changed",
+        state.name, state.plan.format
+    )))
+}
+
 /// Runs the plan's steps from the recorded `next_step` up to (not including) `end`.
 fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<()> {
     let guard = ctx.guard(engine);
@@ -255,6 +267,7 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
             .into_iter()
             .find(|s| s.id == id)
             .ok_or_else(|| Error::db("reading state", "the migration's row vanished"))?;
+        check_format(&state)?;
         let index = state.next_step;
         if index >= end || index >= state.plan.steps.len() {
             return Ok(());
@@ -449,6 +462,7 @@ pub fn rollback(engine: &mut dyn Engine, name: &str, ctx: &mut Ctx) -> Result<()
             "`{name}` is completed and can no longer be rolled back; write a new migration to change the column"
         )));
     }
+    check_format(&state)?;
     engine.request_cancel(state.id, true)?;
     (ctx.emit)(Event::Note(format!(
         "asked any running zerodown on `{name}` to stop"

@@ -32,7 +32,7 @@ impl MySql {
             .iter()
             .find(|s| s.action == Action::ForeignKeyCheck)
             .and_then(|s| s.sql.first())
-            .cloned()
+            .map(|s| s.sql.clone())
         else {
             return Ok(0);
         };

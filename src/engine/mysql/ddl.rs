@@ -127,7 +127,7 @@ impl MySql {
     ) -> Result<()> {
         let plan = state.plan.clone();
         for s in &plan.steps[index].sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl(&s.sql, &plan, guard, emit)?;
         }
         self.state_exec(
             &format!(

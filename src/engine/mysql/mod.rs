@@ -33,6 +33,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::plan::Statement;
 use crate::spec::Migration;
 use error::message;
 use mysql::Conn;
@@ -227,11 +228,11 @@ impl Engine for MySql {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.run_step(id, index, sql, guard, emit)
+        self.run_step(id, index, &Statement::texts(sql), guard, emit)
     }
 
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
@@ -287,11 +288,11 @@ impl Engine for MySql {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.run_undo_step(id, index, sql, guard, emit)
+        self.run_undo_step(id, index, &Statement::texts(sql), guard, emit)
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {

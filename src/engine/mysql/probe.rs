@@ -28,7 +28,7 @@ impl MySql {
         self.plan_copies = plan
             .steps
             .iter()
-            .any(|s| s.sql.iter().any(|q| q.contains("ALGORITHM=COPY")));
+            .any(|s| s.sql.iter().any(|q| q.sql.contains("ALGORITHM=COPY")));
         Ok(plan)
     }
 

@@ -7,8 +7,8 @@ use super::{STATE_TABLE, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Step,
-    Volatility, object_name,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput,
+    Statement, Step, Volatility, object_name,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
 
@@ -201,7 +201,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
     if env.mysql()
         && steps
             .iter()
-            .any(|s| s.sql.iter().any(|q| q.contains("ALGORITHM=INPLACE")))
+            .any(|s| s.sql.iter().any(|q| q.sql.contains("ALGORITHM=INPLACE")))
     {
         notes.push("MySQL 8 (documented, not run): an online rebuild or index build (ALGORITHM=INPLACE) is held to --build-timeout (default 1h) by KILL QUERY from a second zerodown connection, since MySQL has no timeout for DDL statements; MySQL rolls the interrupted ALTER back and zerodown stops, saying so".into());
     }
@@ -246,6 +246,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         notes.push(format!("MySQL 8 (documented, not run): no SEQUENCE (the old-writer counter is an insert-only AUTO_INCREMENT table: no hot row to update), no SET STATEMENT / WAIT (a whole-second lock_wait_timeout per DDL), no IF [NOT] EXISTS on ADD COLUMN / INDEX, instant ADD COLUMN anywhere and instant DROP COLUMN only since 8.0.29, and at most {MYSQL_MAX_ROW_VERSIONS} instant column changes per table between rebuilds"));
     }
     Ok(Plan {
+        format: crate::plan::PLAN_FORMAT,
         migration: migration.name.clone(),
         engine: env.label(),
         schema: None,
@@ -410,7 +411,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                 add.column, schema.name
             )
         },
-        sql: vec![def],
+        sql: Statement::in_step_all([def]),
         lock: if algorithms.add_instant {
             mdl_exclusive()
         } else {
@@ -422,9 +423,9 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             Cost::Rewrite
         },
         reason,
-        undo: vec![format!(
+        undo: Statement::in_step_all([format!(
             "ALTER TABLE {t} DROP COLUMN {if_exists}{c}, {undo_algorithm}"
-        )],
+        )]),
         undo_cost: Some(undo_cost),
     });
 
@@ -480,7 +481,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             phase: Phase::DualWrite,
             action: Action::Ddl,
             summary: "install the dual-write triggers".into(),
-            sql,
+            sql: Statement::in_step_all(sql),
             lock: lock("metadata lock (exclusive)", "a few milliseconds per trigger, acquired under the lock timeout; waits behind any open transaction that touched the table, even a read-only one", true, true),
             cost: Cost::CatalogOnly,
             reason: format!(
@@ -503,7 +504,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                     ""
                 }
             ),
-            undo,
+            undo: Statement::in_step_all(undo),
             undo_cost: Some(Cost::CatalogOnly),
         });
 
@@ -560,9 +561,9 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("make {} NOT NULL by an online rebuild", add.column),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "ALTER TABLE {t} MODIFY COLUMN {c} {COLUMN_DEFINITION} NOT NULL, ALGORITHM=INPLACE, LOCK=NONE"
-            )],
+            )]),
             lock: online_rebuild(),
             cost: Cost::Rewrite,
             reason: if mariadb {
@@ -579,14 +580,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name} (copies the table: needs --allow-copy)"),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "ALTER TABLE {t} ADD CONSTRAINT {if_not_exists}{} CHECK ({check}), ALGORITHM=COPY",
                 quote(name)
-            )],
+            )]),
             lock: lock("metadata lock (shared, no writes) for the whole copy", "one full copy of the table", true, false),
             cost: Cost::Rewrite,
             reason: "MariaDB 10.11 has no online way to add a CHECK (INSTANT, NOCOPY and INPLACE are all refused): it copies the table while writes wait; zerodown runs it only with --allow-copy".into(),
-            undo: vec![format!("ALTER TABLE {t} DROP CONSTRAINT {if_exists}{}", quote(name))],
+            undo: Statement::in_step_all([format!("ALTER TABLE {t} DROP CONSTRAINT {if_exists}{}", quote(name))]),
             undo_cost: Some(Cost::CatalogOnly),
         });
     }
@@ -599,11 +600,11 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                 "build {}index {name} online",
                 if unique { "unique " } else { "" }
             ),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "ALTER TABLE {t} ADD {}INDEX {if_not_exists}{} ({c}), ALGORITHM=INPLACE, LOCK=NONE",
                 if unique { "UNIQUE " } else { "" },
                 quote(name)
-            )],
+            )]),
             lock: lock(
                 "metadata lock (exclusive at start and end; shared during the build)",
                 &format!(
@@ -614,10 +615,10 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             ),
             cost: Cost::Scan,
             reason: "ALGORITHM=INPLACE, LOCK=NONE builds the index without blocking writes".into(),
-            undo: vec![format!(
+            undo: Statement::in_step_all([format!(
                 "ALTER TABLE {t} DROP INDEX {if_exists}{}",
                 quote(name)
-            )],
+            )]),
             undo_cost: Some(Cost::CatalogOnly),
         });
     }
@@ -635,27 +636,27 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                     quote(&target.column)
                 );
                 if mariadb {
-                    vec![format!("SET STATEMENT foreign_key_checks=0 FOR {alter}")]
+                    vec![Statement::in_step(format!("SET STATEMENT foreign_key_checks=0 FOR {alter}"))]
                 } else {
                     // MySQL 8 (documented, not run): no SET STATEMENT; INPLACE only with checks off.
-                    vec![
-                        "SET SESSION foreign_key_checks = 0".into(),
+                    Statement::in_step_all([
+                        "SET SESSION foreign_key_checks = 0".to_string(),
                         alter,
-                        "SET SESSION foreign_key_checks = 1".into(),
-                    ]
+                        "SET SESSION foreign_key_checks = 1".to_string(),
+                    ])
                 }
             },
             lock: mdl_exclusive(),
             cost: Cost::CatalogOnly,
             reason: "with foreign_key_checks=0 the server adds the key instantly (or builds its index online) and checks only new writes; with checks on it would copy the table. The next step checks existing rows".into(),
-            undo: vec![format!("ALTER TABLE {t} DROP FOREIGN KEY {if_exists}{}", quote(&fk))],
+            undo: Statement::in_step_all([format!("ALTER TABLE {t} DROP FOREIGN KEY {if_exists}{}", quote(&fk))]),
             undo_cost: Some(Cost::CatalogOnly),
         });
         steps.push(Step {
             phase: Phase::Contract,
             action: Action::ForeignKeyCheck,
             summary: format!("check existing rows of {} against {}", add.column, target.table),
-            sql: vec![orphan_sql(&schema.name, &add.column, target)],
+            sql: Statement::in_step_all([orphan_sql(&schema.name, &add.column, target)]),
             lock: no_lock(),
             cost: Cost::Scan,
             reason: "the key was added without checking existing rows: zerodown counts orphans itself, in keyset batches of 10,000 rows (short reads that lock nothing), and refuses if any".into(),
@@ -689,7 +690,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                     (Some(_), true) => "set the default".into(),
                     (None, _) => "drop the triggers".into(),
                 },
-                sql,
+                sql: Statement::in_step_all(sql),
                 lock: mdl_exclusive(),
                 cost: Cost::CatalogOnly,
                 reason: "DDL cannot share a transaction on MySQL/MariaDB: the default goes on first, so no write falls between it and the triggers coming off without a value; each statement is catalog-only".into(),

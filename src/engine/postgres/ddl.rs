@@ -8,6 +8,7 @@ use super::rules::qualified;
 use super::{Postgres, state_table};
 use crate::engine::{Event, LockGuardSettings, StateRow};
 use crate::error::Result;
+use crate::plan::Statement;
 use postgres::types::ToSql;
 
 /// A step's statements and the state write that records them, committed together once.
@@ -204,7 +205,7 @@ impl Postgres {
         self.flush_notes(emit);
         let step = Recorded {
             what: "the final step",
-            sql: &state.plan.steps[index].sql,
+            sql: &Statement::texts(&state.plan.steps[index].sql),
             done: format!(
                 "SELECT status = 'completed' FROM {} WHERE id = $1 FOR UPDATE",
                 state_table()

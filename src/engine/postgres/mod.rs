@@ -28,6 +28,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::plan::Statement;
 use crate::spec::Migration;
 use error::pg_message;
 use postgres::Client;
@@ -213,11 +214,11 @@ impl Engine for Postgres {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        Postgres::run_ddl(self, id, index, sql, guard, emit)
+        Postgres::run_ddl(self, id, index, &Statement::texts(sql), guard, emit)
     }
 
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
@@ -274,11 +275,11 @@ impl Engine for Postgres {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        Postgres::run_undo(self, id, index, sql, guard, emit)
+        Postgres::run_undo(self, id, index, &Statement::texts(sql), guard, emit)
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {

@@ -6,8 +6,8 @@ use super::{STATE_SCHEMA, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Step,
-    Volatility, object_name,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput,
+    Statement, Step, Volatility, object_name,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
 
@@ -163,6 +163,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
         notes.push(crate::plan::DEPLOY_ORDER_NOTE.into());
     }
     Ok(Plan {
+        format: crate::plan::PLAN_FORMAT,
         migration: migration.name.clone(),
         engine: version_text(env.version_num),
         schema: Some(env.schema.clone()),
@@ -261,11 +262,11 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
         phase: Phase::Expand,
         action: Action::Ddl,
         summary: format!("add column {} to {}", add.column, schema.name),
-        sql: vec![def],
+        sql: Statement::in_step_all([def]),
         lock: access_exclusive(),
         cost: Cost::CatalogOnly,
         reason,
-        undo: vec![format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {c}")],
+        undo: Statement::in_step_all([format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {c}")]),
         undo_cost: Some(Cost::CatalogOnly),
     });
 
@@ -321,7 +322,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             phase: Phase::DualWrite,
             action: Action::Ddl,
             summary: "install the dual-write function and triggers".into(),
-            sql,
+            sql: Statement::in_step_all(sql),
             lock: lock("SHARE ROW EXCLUSIVE", BRIEF, true, false),
             cost: Cost::CatalogOnly,
             reason: format!(
@@ -340,7 +341,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
                     ""
                 }
             ),
-            undo,
+            undo: Statement::in_step_all(undo),
             undo_cost: Some(Cost::CatalogOnly),
         });
 
@@ -396,7 +397,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
         phase: Phase::Contract,
         action: Action::Ddl,
         summary: format!("validate {what} {name}"),
-        sql: vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", quote(name))],
+        sql: Statement::in_step_all([format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", quote(name))]),
         lock: share_update_exclusive(&format!(
             "one pass over the table{extra}; application reads and writes go on"
         )),
@@ -418,14 +419,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("add NOT NULL {} NOT VALID", n.not_null),
-                sql: vec![format!(
+                sql: Statement::in_step_all([format!(
                     "ALTER TABLE {t} ADD CONSTRAINT {} NOT NULL {c} NOT VALID",
                     quote(&n.not_null)
-                )],
+                )]),
                 lock: access_exclusive(),
                 cost: Cost::CatalogOnly,
                 reason: "PostgreSQL 18 adds a NOT NULL constraint without checking existing rows (new writes are checked at once)".into(),
-                undo: drop_constraint(&n.not_null),
+                undo: Statement::in_step_all(drop_constraint(&n.not_null)),
                 undo_cost: Some(Cost::CatalogOnly),
             });
             steps.push(validate(&n.not_null, "NOT NULL", ""));
@@ -434,17 +435,17 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("add CHECK ({} IS NOT NULL) NOT VALID", add.column),
-                sql: vec![format!(
+                sql: Statement::in_step_all([format!(
                     "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({c} IS NOT NULL) NOT VALID",
                     quote(&n.not_null)
-                )],
+                )]),
                 lock: access_exclusive(),
                 cost: Cost::CatalogOnly,
                 reason: format!(
                     "PostgreSQL {} has no NOT NULL NOT VALID; a validated CHECK lets SET NOT NULL skip its scan",
                     env.major()
                 ),
-                undo: drop_constraint(&n.not_null),
+                undo: Statement::in_step_all(drop_constraint(&n.not_null)),
                 undo_cost: Some(Cost::CatalogOnly),
             });
             steps.push(validate(&n.not_null, "CHECK", ""));
@@ -452,14 +453,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: "set NOT NULL (proved by the valid CHECK: no scan) and drop the CHECK".into(),
-                sql: vec![
+                sql: Statement::in_step_all([
                     format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"),
                     format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&n.not_null)),
-                ],
+                ]),
                 lock: access_exclusive(),
                 cost: Cost::CatalogOnly,
                 reason: "a valid CHECK (c IS NOT NULL) proves there are no NULLs, so SET NOT NULL does not scan; the CHECK is then redundant".into(),
-                undo: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")],
+                undo: Statement::in_step_all([format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")]),
                 undo_cost: Some(Cost::CatalogOnly),
             });
         }
@@ -469,14 +470,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name} NOT VALID"),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({check}) NOT VALID",
                 quote(name)
-            )],
+            )]),
             lock: access_exclusive(),
             cost: Cost::CatalogOnly,
             reason: "NOT VALID: new writes are checked at once, existing rows by the next step, after the backfill so it judges final values".into(),
-            undo: drop_constraint(name),
+            undo: Statement::in_step_all(drop_constraint(name)),
             undo_cost: Some(Cost::CatalogOnly),
         });
         steps.push(validate(name, "CHECK", ""));
@@ -486,16 +487,16 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add FOREIGN KEY {} NOT VALID", n.foreign_key),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "ALTER TABLE {t} ADD CONSTRAINT {} FOREIGN KEY ({c}) REFERENCES {} ({}) NOT VALID",
                 quote(&n.foreign_key),
                 qualified(&target.schema, &target.table),
                 quote(&target.column)
-            )],
+            )]),
             lock: lock("SHARE ROW EXCLUSIVE on both tables", BRIEF, true, false),
             cost: Cost::CatalogOnly,
             reason: "NOT VALID: new writes are checked at once, existing rows by VALIDATE".into(),
-            undo: drop_constraint(&n.foreign_key),
+            undo: Statement::in_step_all(drop_constraint(&n.foreign_key)),
             undo_cost: Some(Cost::CatalogOnly),
         });
         steps.push(validate(
@@ -511,17 +512,17 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("build {}index {name} online", if unique { "unique " } else { "" }),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "CREATE {}INDEX CONCURRENTLY {} ON {t} ({c})",
                 if unique { "UNIQUE " } else { "" },
                 quote(name)
-            )],
+            )]),
             lock: share_update_exclusive(
                 "two passes over the table, after waiting for older transactions (--build-timeout); application reads and writes go on",
             ),
             cost: Cost::Scan,
             reason: "CONCURRENTLY builds without blocking writes; it runs outside any transaction, and an INVALID index left by a failed build is dropped and built again".into(),
-            undo: vec![format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")],
+            undo: Statement::in_step_all([format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")]),
             undo_cost: Some(Cost::CatalogOnly),
         });
         if unique {
@@ -529,15 +530,15 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("turn index {name} into a UNIQUE constraint"),
-                sql: vec![format!(
+                sql: Statement::in_step_all([format!(
                     "ALTER TABLE {t} ADD CONSTRAINT {} UNIQUE USING INDEX {}",
                     quote(name),
                     quote(name)
-                )],
+                )]),
                 lock: access_exclusive(),
                 cost: Cost::CatalogOnly,
                 reason: "the constraint adopts the index already built: no scan".into(),
-                undo: drop_constraint(name),
+                undo: Statement::in_step_all(drop_constraint(name)),
                 undo_cost: Some(Cost::CatalogOnly),
             });
         }
@@ -576,7 +577,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
                     (Some(_), true) => "set the default".into(),
                     (None, _) => "drop the triggers and function".into(),
                 },
-                sql,
+                sql: Statement::in_step_all(sql),
                 lock: access_exclusive(),
                 cost: Cost::CatalogOnly,
                 reason: "one short transaction: no write falls between the default going on and the triggers coming off".into(),

@@ -49,12 +49,12 @@ impl Sqlite {
         let set_default = step
             .sql
             .iter()
-            .any(|s| s.starts_with("PRAGMA writable_schema"));
+            .any(|s| s.sql.starts_with("PRAGMA writable_schema"));
         let plain: Vec<String> = step
             .sql
             .iter()
-            .filter(|s| !s.starts_with("PRAGMA ") && !s.starts_with("UPDATE sqlite_schema"))
-            .cloned()
+            .filter(|s| !s.sql.starts_with("PRAGMA ") && !s.sql.starts_with("UPDATE sqlite_schema"))
+            .map(|s| s.sql.clone())
             .collect();
         let table = plan.table.clone();
         let column = plan.column.clone();

@@ -16,6 +16,7 @@ mod schema_edit;
 mod session;
 mod state;
 
+use crate::plan::Statement;
 pub use rules::build_plan;
 use rules::version_text;
 
@@ -236,14 +237,14 @@ impl Engine for Sqlite {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
         self.run_and_record(
             id,
             index + 1,
-            sql,
+            &Statement::texts(sql),
             &format!("step {}", index + 1),
             guard,
             emit,
@@ -304,11 +305,18 @@ impl Engine for Sqlite {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.run_and_record(id, index, sql, "a rollback step", guard, emit)
+        self.run_and_record(
+            id,
+            index,
+            &Statement::texts(sql),
+            "a rollback step",
+            guard,
+            emit,
+        )
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {

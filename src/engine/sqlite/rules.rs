@@ -5,8 +5,8 @@ use super::{COUNTER_TABLE, SqliteEnv, literal, quote, quote_list, schema_edit};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Step,
-    Volatility,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput,
+    Statement, Step, Volatility,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
 
@@ -92,6 +92,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
         notes.push(crate::plan::DEPLOY_ORDER_NOTE.into());
     }
     Ok(Plan {
+        format: crate::plan::PLAN_FORMAT,
         migration: migration.name.clone(),
         engine: format!("SQLite {}", version_text(env.version)),
         schema: None,
@@ -154,11 +155,11 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
         phase: Phase::Expand,
         action: Action::Ddl,
         summary: format!("add column {} to {}", add.column, schema.name),
-        sql: vec![def],
+        sql: Statement::in_step_all([def]),
         lock: write_lock(brief),
         cost: Cost::CatalogOnly,
         reason,
-        undo: vec![format!("ALTER TABLE {t} DROP COLUMN {c}")],
+        undo: Statement::in_step_all([format!("ALTER TABLE {t} DROP COLUMN {c}")]),
         undo_cost: Some(Cost::Rewrite),
     });
 
@@ -213,14 +214,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
             phase: Phase::DualWrite,
             action: Action::Ddl,
             summary: "install dual-write triggers".into(),
-            sql,
+            sql: Statement::in_step_all(sql),
             lock: write_lock(brief),
             cost: Cost::CatalogOnly,
             reason: format!(
                 "rows written during the migration get the new column's value even from application versions that do not know it: on INSERT when left NULL{}; AFTER triggers, in SQL that SQLite 3.40 accepts too",
                 if fill.source_columns.is_empty() { String::new() } else { format!(", and on UPDATE of {} when the writer did not change it", fill.source_columns.join(", ")) }
             ),
-            undo,
+            undo: Statement::in_step_all(undo),
             undo_cost: Some(Cost::CatalogOnly),
         });
 
@@ -265,13 +266,15 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: "set NOT NULL".into(),
-            sql: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")],
+            sql: Statement::in_step_all([format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")]),
             lock: write_lock("one pass over the table (SQLite verifies every row)"),
             cost: Cost::Scan,
             reason:
                 "SQLite 3.53+ adds NOT NULL in place, verifying existing rows under the write lock"
                     .into(),
-            undo: vec![format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")],
+            undo: Statement::in_step_all([format!(
+                "ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL"
+            )]),
             undo_cost: Some(Cost::CatalogOnly),
         });
     }
@@ -280,14 +283,17 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name}"),
-            sql: vec![format!(
+            sql: Statement::in_step_all([format!(
                 "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({check})",
                 quote(name)
-            )],
+            )]),
             lock: write_lock("one pass over the table (SQLite verifies every row)"),
             cost: Cost::Scan,
             reason: "added only after the backfill, so it judges final values".into(),
-            undo: vec![format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(name))],
+            undo: Statement::in_step_all([format!(
+                "ALTER TABLE {t} DROP CONSTRAINT {}",
+                quote(name)
+            )]),
             undo_cost: Some(Cost::CatalogOnly),
         });
     }
@@ -297,11 +303,11 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("create {}index {name}", if unique { "unique " } else { "" }),
-                sql: vec![format!(
+                sql: Statement::in_step_all([format!(
                     "CREATE {}INDEX {} ON {t}({c})",
                     if unique { "UNIQUE " } else { "" },
                     quote(name)
-                )],
+                )]),
                 lock: write_lock(
                     "one pass over the table plus a sort (SQLite has no online index build)",
                 ),
@@ -312,7 +318,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
                 } else {
                     "the requested secondary index".into()
                 },
-                undo: vec![format!("DROP INDEX IF EXISTS {}", quote(name))],
+                undo: Statement::in_step_all([format!("DROP INDEX IF EXISTS {}", quote(name))]),
                 undo_cost: Some(Cost::CatalogOnly),
             });
         }
@@ -322,7 +328,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
             phase: Phase::Contract,
             action: Action::ForeignKeyCheck,
             summary: "verify every row's reference".into(),
-            sql: vec![format!("PRAGMA foreign_key_check({t})")],
+            sql: Statement::in_step_all([format!("PRAGMA foreign_key_check({t})")]),
             lock: no_lock(),
             cost: Cost::Scan,
             reason: "SQLite never checked the existing rows' new values; complete refuses while any points at a missing row".into(),
@@ -361,7 +367,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
                     (Some(_), true) => "set the default".into(),
                     (None, _) => "drop the triggers".into(),
                 },
-                sql,
+                sql: Statement::in_step_all(sql),
                 lock: write_lock(brief),
                 cost: Cost::CatalogOnly,
                 reason: if d.default_at_complete.is_some() {
