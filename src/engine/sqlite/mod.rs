@@ -244,7 +244,7 @@ impl Engine for Sqlite {
         self.run_and_record(
             id,
             index + 1,
-            &Statement::texts(sql),
+            sql,
             &format!("step {}", index + 1),
             guard,
             emit,
@@ -309,14 +309,7 @@ impl Engine for Sqlite {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.run_and_record(
-            id,
-            index,
-            &Statement::texts(sql),
-            "a rollback step",
-            guard,
-            emit,
-        )
+        self.run_and_record(id, index, sql, "a rollback step", guard, emit)
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {

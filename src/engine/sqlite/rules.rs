@@ -5,7 +5,7 @@ use super::{COUNTER_TABLE, SqliteEnv, literal, quote, quote_list, schema_edit};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Run,
     Statement, Step, Volatility,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
@@ -339,24 +339,25 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
     if !d.single_step {
         let mut sql = Vec::new();
         if let Some(def) = &d.default_at_complete {
-            sql.push("PRAGMA writable_schema = ON".to_string());
-            sql.push(format!(
-                "UPDATE sqlite_schema SET sql = <the table's CREATE TABLE with DEFAULT {}> WHERE type = 'table' AND name = {}",
-                schema_edit::default_clause(def, d.default_kind == Some(DefaultKind::Literal)),
-                literal(&schema.name)
+            sql.push(set_default(
+                &schema.name,
+                &add.column,
+                def,
+                d.default_kind == Some(DefaultKind::Literal),
             ));
-            sql.push("PRAGMA schema_version = <current + 1>".to_string());
-            sql.push("PRAGMA writable_schema = OFF".to_string());
         }
         for trg in &d.objects.triggers {
-            sql.push(format!("DROP TRIGGER IF EXISTS {}", quote(trg)));
+            sql.push(Statement::in_step(format!(
+                "DROP TRIGGER IF EXISTS {}",
+                quote(trg)
+            )));
         }
         if let Some(k) = &d.objects.guard_counter {
-            sql.push(format!(
+            sql.push(Statement::in_step(format!(
                 "DELETE FROM {} WHERE key = {}",
                 quote(COUNTER_TABLE),
                 literal(k)
-            ));
+            )));
         }
         if !sql.is_empty() {
             steps.push(Step {
@@ -367,7 +368,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
                     (Some(_), true) => "set the default".into(),
                     (None, _) => "drop the triggers".into(),
                 },
-                sql: Statement::in_step_all(sql),
+                sql,
                 lock: write_lock(brief),
                 cost: Cost::CatalogOnly,
                 reason: if d.default_at_complete.is_some() {
@@ -381,6 +382,31 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The one statement that sets `column`'s default through SQLite's schema-edit procedure. Its text
+/// shows the edit as `plan` prints it; the executor applies the fields, never the text.
+fn set_default(table: &str, column: &str, default: &str, literal_default: bool) -> Statement {
+    let sql = [
+        "PRAGMA writable_schema = ON".to_string(),
+        format!(
+            "UPDATE sqlite_schema SET sql = <the table's CREATE TABLE with DEFAULT {}> WHERE type = 'table' AND name = {}",
+            schema_edit::default_clause(default, literal_default),
+            literal(table)
+        ),
+        "PRAGMA schema_version = <current + 1>".to_string(),
+        "PRAGMA writable_schema = OFF".to_string(),
+    ]
+    .join("\n");
+    Statement {
+        sql,
+        run: Run::SqliteSetDefault {
+            table: table.to_string(),
+            column: column.to_string(),
+            default: default.to_string(),
+            literal: literal_default,
+        },
+    }
 }
 
 /// The keyset batch statements for `fill`: (select of the next keys, update of the batch).

@@ -3,7 +3,7 @@
 //! kinds of table schema changes") — edit the CREATE TABLE text in sqlite_schema under
 //! `PRAGMA writable_schema`, then bump `schema_version` so every connection reloads the schema.
 
-use super::{literal, quote};
+use super::quote;
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 
@@ -137,8 +137,31 @@ fn unparsable(column: &str) -> Error {
     ))
 }
 
-/// Sets `column`'s default inside the caller's write transaction, after proving the edited CREATE TABLE
-/// parses and gives the column exactly that default.
+/// One column as SQLite reports it: name, declared type, NOT NULL, default, primary-key position, hidden.
+type ColumnFacts = (String, String, i64, Option<String>, i64, i64);
+
+fn columns(conn: &Connection, table: &str) -> Result<Vec<ColumnFacts>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid",
+        )
+        .map_err(|e| Error::db("reading the table's columns", e))?;
+    stmt.query_map([table], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(|e| Error::db("reading the table's columns", e))
+}
+
+/// Sets `column`'s default inside the caller's write transaction, after proving on a scratch database
+/// that the edited CREATE TABLE is one statement that gives `column` a default and changes nothing else.
 pub fn set_column_default(
     conn: &Connection,
     table: &str,
@@ -155,25 +178,32 @@ pub fn set_column_default(
         .map_err(|e| Error::db("reading the table's definition", e))?;
     let clause = default_clause(expr, is_literal);
     let edited = with_default(&sql, column, &clause)?;
-    // Prove the edit on a scratch in-memory database before touching the real catalog.
+    // Prove the edit on a scratch in-memory database before touching the real catalog. `execute`
+    // prepares exactly one statement: text that would add a second one is refused, never run.
     let scratch =
         Connection::open_in_memory().map_err(|e| Error::db("opening a scratch database", e))?;
-    scratch.execute_batch(&edited).map_err(|e| {
+    scratch.execute(&edited, []).map_err(|e| {
         Error::Refused(format!(
-            "the edited table definition does not parse ({e}); nothing was changed"
+            "the edited table definition does not parse as one CREATE TABLE ({e}); nothing was changed"
         ))
     })?;
-    let expected: Option<String> = scratch
-        .query_row(
-            "SELECT dflt_value FROM pragma_table_xinfo(?1) WHERE name = ?2",
-            [table, column],
-            |r| r.get(0),
-        )
-        .map_err(|e| Error::db("checking the edited definition", e))?;
-    if expected.is_none() {
-        return Err(Error::Refused(
-            "the edited table definition has no default on the column; nothing was changed".into(),
-        ));
+    let before = columns(conn, table)?;
+    let proved = columns(&scratch, table)?;
+    let only_the_default = before.len() == proved.len()
+        && before.iter().zip(&proved).all(|(b, p)| {
+            if b.0 == column {
+                (&b.0, &b.1, b.2, b.4, b.5) == (&p.0, &p.1, p.2, p.4, p.5)
+                    && b.3.is_none()
+                    && p.3.is_some()
+            } else {
+                b == p
+            }
+        });
+    if !only_the_default {
+        return Err(Error::Refused(format!(
+            "editing the table definition would change more than the default of {} (or the column already has one); nothing was changed",
+            quote(column)
+        )));
     }
     let version: i64 = conn
         .query_row("PRAGMA schema_version", [], |r| r.get(0))
@@ -192,22 +222,13 @@ pub fn set_column_default(
     conn.execute_batch("PRAGMA writable_schema = OFF")
         .map_err(|e| Error::db("PRAGMA writable_schema", e))?;
     result?;
-    let now: Option<String> = conn
-        .query_row(
-            &format!(
-                "SELECT dflt_value FROM pragma_table_xinfo({}) WHERE name = ?1",
-                literal(table)
-            ),
-            [column],
-            |r| r.get(0),
-        )
-        .map_err(|e| Error::db("verifying the default", e))?;
-    if now != expected {
+    let now = columns(conn, table)?;
+    if now != proved {
         return Err(Error::db(
             "verifying the default",
             format!(
-                "{} reads default {now:?} after the edit, expected {expected:?}",
-                quote(column)
+                "{} reads differently after the edit than the proven definition",
+                quote(table)
             ),
         ));
     }
@@ -254,5 +275,36 @@ mod tests {
             .unwrap();
         let v: String = c.query_row("SELECT c FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(v, "x");
+    }
+
+    #[test]
+    fn an_edit_that_would_change_more_than_the_default_is_refused() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, c text); BEGIN")
+            .unwrap();
+        let before: String = c
+            .query_row("SELECT sql FROM sqlite_schema WHERE name = 't'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        // A default whose text closes its parenthesis and declares another column…
+        let err = set_column_default(&c, "t", "c", "1) , x int DEFAULT (2", false).unwrap_err();
+        assert!(err.to_string().contains("more than the default"), "{err}");
+        // …or adds a second statement is refused before the catalog is touched.
+        let err = set_column_default(
+            &c,
+            "t",
+            "c",
+            "1)); ATTACH ':memory:' AS y; CREATE TABLE z((1",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("one CREATE TABLE"), "{err}");
+        let after: String = c
+            .query_row("SELECT sql FROM sqlite_schema WHERE name = 't'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(after, before);
     }
 }
