@@ -246,11 +246,8 @@ fn schema_edit_defaults_land_on_the_right_column_of_a_tricky_create_table() {
             format!("{} DEFAULT {clause}{}", &expanded[..at], &expanded[at..])
         );
         assert_eq!(other_columns(&c, ODD, column), others);
-        c.execute(
-            &format!("INSERT INTO \"odd \"\"t\"\", (x\"(amount) VALUES (9)"),
-            [],
-        )
-        .unwrap();
+        c.execute("INSERT INTO \"odd \"\"t\"\", (x\"(amount) VALUES (9)", [])
+            .unwrap();
         let v: String = c
             .query_row(
                 &format!(
