@@ -161,6 +161,19 @@ struct Tuning {
     /// sets the limit; `off` never pauses for load.
     #[arg(long, value_name = "N|auto|off")]
     max_load: Option<zerodown::engine::MaxLoad>,
+    /// The application's latency as the backfill's target [default: auto]. A canary statement runs
+    /// from its own connection five times a second (a point read by the table's key; on SQLite, taking
+    /// the write lock, which is what the application's writers wait for) and is timed with the server
+    /// at rest before the first batch. While its p90 over the last 2 s is above the target, the
+    /// backfill rests after each batch, doubling the rest (up to 4× the batch: it always keeps a fifth
+    /// of its pace) each second it stays above, and shrinking it by a quarter of a batch each second it
+    /// is back under; a quiet server never rests. `auto` allows the canary's p99 at rest plus half of
+    /// it, at least 5 ms and at most 10 ms more, so the application's p99 stays near 1.5× and within
+    /// 10 ms of its level at rest; it is measured again when resting at the longest does not bring the
+    /// latency back (the application's own load grew). A duration sets the target; `off` never rests
+    /// for latency. With --nice and --max-load the longest rest wins.
+    #[arg(long, value_name = "DURATION|auto|off")]
+    max_latency: Option<zerodown::engine::MaxLatency>,
     /// PostgreSQL: timeout of one online index build (CREATE INDEX CONCURRENTLY), which waits for
     /// every older transaction [default: 1h].
     #[arg(long, value_parser = parse_duration)]
@@ -208,6 +221,7 @@ fn settings(t: &Tuning) -> Settings {
         pause: t.pause,
         nice: t.nice,
         max_load: t.max_load,
+        max_latency: t.max_latency,
         build_timeout: t.build_timeout,
         allow_copy: t.allow_copy,
         ..Settings::default()
@@ -223,6 +237,9 @@ struct Reporter {
     rested: Duration,
     /// When the current wait for load began.
     waiting_since: Option<std::time::Instant>,
+    /// The latency guard's rest ratio now, and the time rested for latency when it last changed.
+    latency_ratio: f64,
+    latency_rested: Duration,
 }
 
 impl Reporter {
@@ -233,15 +250,26 @@ impl Reporter {
             last_line: std::time::Instant::now() - Duration::from_secs(60),
             rested: Duration::ZERO,
             waiting_since: None,
+            latency_ratio: 0.0,
+            latency_rested: Duration::ZERO,
         }
     }
 
     fn rested_note(&self) -> String {
-        if self.rested.is_zero() {
-            String::new()
-        } else {
-            format!(", rested for load {:.0?}", self.rested)
+        let mut note = String::new();
+        if !self.rested.is_zero() {
+            note.push_str(&format!(", rested for load {:.0?}", self.rested));
         }
+        if self.latency_ratio > 0.0 {
+            note.push_str(&format!(
+                ", resting {:.2}× each batch for latency",
+                self.latency_ratio
+            ));
+        }
+        if !self.latency_rested.is_zero() {
+            note.push_str(&format!(", rested for latency {:.0?}", self.latency_rested));
+        }
+        note
     }
 
     fn say(&self, line: &str) {
@@ -354,6 +382,25 @@ impl Reporter {
                     )),
                     Some(_) => {}
                 }
+            }
+            Event::LatencyRest {
+                latency,
+                target,
+                ratio,
+                rested,
+            } => {
+                // Said when resting begins and ends; the steps between show in the progress line.
+                if self.latency_ratio == 0.0 && ratio > 0.0 {
+                    self.say(&format!(
+                        "      the application's latency rose (canary p90 {latency:.1?}, target {target:.1?}): the backfill rests {ratio:.2}× each batch"
+                    ));
+                } else if ratio == 0.0 {
+                    self.say(&format!(
+                        "      latency back under target (canary p90 {latency:.1?}): full speed again"
+                    ));
+                }
+                self.latency_ratio = ratio;
+                self.latency_rested = rested;
             }
             Event::Note(n) => self.say(&format!("note: {n}")),
         }

@@ -308,7 +308,7 @@ pub fn child_main(req: &DriveRequest) -> i32 {
             rested += d;
             rests += 1;
         }
-        Event::Throttle { .. } => {}
+        Event::Throttle { .. } | Event::LatencyRest { .. } => {}
         Event::Note(text) => say(&Line::Note { t: mono_ns(), text }),
     };
     let result = match req.verb.as_str() {

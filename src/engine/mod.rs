@@ -10,6 +10,7 @@ pub mod sqlite;
 
 use crate::error::Result;
 use crate::plan::{Plan, Statement, Step};
+pub use crate::run::latency::MaxLatency;
 pub use crate::run::throttle::{MaxLoad, Nice};
 use crate::spec::Migration;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,8 @@ pub struct Settings {
     pub nice: Option<Nice>,
     /// Server engines: pause the backfill while more other sessions run statements than this.
     pub max_load: Option<MaxLoad>,
+    /// Rest the backfill while the latency canary's recent p90 is over this; `None`: `auto`.
+    pub max_latency: Option<MaxLatency>,
     pub quiet_period: Option<Duration>,
     /// PostgreSQL: the timeout of one online index build (`CREATE INDEX CONCURRENTLY`), which waits
     /// for every older transaction and must not run under the short lock timeout.
@@ -234,7 +237,23 @@ pub enum Event {
         limit: f64,
         rested: Option<Duration>,
     },
+    /// The latency guard changed the backfill's rest ratio: the canary's recent p90 was `latency`
+    /// against `target`; `rested` is the time rested for latency so far.
+    LatencyRest {
+        latency: Duration,
+        target: Duration,
+        ratio: f64,
+        rested: Duration,
+    },
     Note(String),
+}
+
+/// One statement timed from its own connection: the latency guard's canary (`run::canary`).
+pub trait Probe: Send {
+    /// What it runs, for the user's note.
+    fn describe(&self) -> String;
+    /// Runs the statement once.
+    fn probe(&mut self) -> Result<()>;
 }
 
 /// The interface `run` drives. Each method is one short, self-contained database action.
@@ -271,6 +290,13 @@ pub trait Engine {
     /// How many other sessions are running a statement right now (not zerodown's own), for
     /// `--max-load`; `None` where the engine has no such view (SQLite: one writer at a time anyway).
     fn running_sessions(&mut self) -> Result<Option<u32>> {
+        Ok(None)
+    }
+
+    /// Opens the latency canary on its own connection, for the backfill of `plan`; `None` where the
+    /// engine has none.
+    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn Probe>>> {
+        let _ = plan;
         Ok(None)
     }
 

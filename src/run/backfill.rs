@@ -49,7 +49,7 @@ pub fn run(
     let mut batch_size: i64 = 100;
     let mut last_seen_writes: Option<Instant> = None;
     let done_at_start = state.rows_done;
-    let mut throttle = Throttle::begin(engine, &defaults, ctx)?;
+    let mut throttle = Throttle::begin(engine, &defaults, &state.plan, ctx)?;
     // After the throttle's look at the server at rest, which is no backfilling.
     let started = Instant::now();
     // When the batch size stopped doubling, and the rows done then: the rate since is the one an

@@ -2,6 +2,9 @@
 //! and undoes on rollback. Engine-independent: everything database-specific goes through [`Engine`].
 
 mod backfill;
+mod canary;
+pub mod latency;
+mod latency_guard;
 mod pacing;
 pub mod throttle;
 

@@ -1,10 +1,13 @@
 //! The backfill's side of [`throttle`](super::throttle): measures the server's load through the
-//! engine, rests for it between batches, and says what it did.
+//! engine and the application's latency through the [`latency guard`](super::latency_guard), rests
+//! for them between batches (the longest rest wins), and says what it did, per reason.
 
 use super::Ctx;
+use super::latency_guard::LatencyGuard;
 use super::throttle::{self, LoadGauge, MaxLoad, Nice, Pacer};
 use crate::engine::{Defaults, Engine, Event};
 use crate::error::Result;
+use crate::plan::Plan;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -34,11 +37,24 @@ pub struct Throttle {
     nice_weighted: f64,
     batch_secs: f64,
     nice_max: f64,
+    /// `--max-latency`: `None` when off or where the engine has no canary.
+    latency: Option<LatencyGuard>,
+    /// Time rested per reason besides latency (the guard counts its own): `--max-load`'s waits, and
+    /// `--nice`'s share of the rests it won.
+    rested_load: Duration,
+    rested_nice: Duration,
 }
 
 impl Throttle {
-    /// Reads the settings and, when `auto` needs it, the load at rest.
-    pub fn begin(engine: &mut dyn Engine, defaults: &Defaults, ctx: &mut Ctx) -> Result<Throttle> {
+    /// Reads the settings and, when `auto` needs it, the load at rest; starts the latency canary
+    /// and measures the server at rest.
+    pub fn begin(
+        engine: &mut dyn Engine,
+        defaults: &Defaults,
+        plan: &Plan,
+        ctx: &mut Ctx,
+    ) -> Result<Throttle> {
+        let latency = LatencyGuard::begin(engine, plan, ctx)?;
         let max_load = ctx.settings.max_load.unwrap_or(defaults.max_load);
         let nice = ctx.settings.nice.unwrap_or(defaults.nice);
         let seen = engine.running_sessions()?.is_some();
@@ -56,6 +72,9 @@ impl Throttle {
             nice_weighted: 0.0,
             batch_secs: 0.0,
             nice_max: 0.0,
+            latency,
+            rested_load: Duration::ZERO,
+            rested_nice: Duration::ZERO,
         };
         if !seen {
             if max_load != MaxLoad::Off && ctx.settings.max_load.is_some()
@@ -121,6 +140,9 @@ impl Throttle {
         id: i64,
         ctx: &mut Ctx,
     ) -> Result<Rested> {
+        if let Some(g) = &mut self.latency {
+            g.before_batch(ctx);
+        }
         let Some(baseline) = self.baseline.or(self.limit.map(|_| 0.0)) else {
             return Ok(Rested::Ok);
         };
@@ -186,6 +208,7 @@ impl Throttle {
                 });
             }
             if self.gauge.mean() <= limit {
+                self.rested_load += began.elapsed();
                 (ctx.emit)(Event::Throttle {
                     running: self.gauge.mean(),
                     limit,
@@ -196,17 +219,57 @@ impl Throttle {
         }
     }
 
-    /// The rest after a batch that took `batch`: `pause` plus the rest ratio's share.
+    /// The rest after a batch that took `batch`: `pause` plus the share of the larger rest ratio,
+    /// `--nice`'s or the latency guard's, counted to the reason that won.
     pub fn rest(&mut self, pause: Duration, batch: Duration) -> Duration {
         let nice = self.pacer.as_ref().map_or(self.fixed_nice, Pacer::nice);
         self.nice_weighted += nice * batch.as_secs_f64();
         self.batch_secs += batch.as_secs_f64();
         self.nice_max = self.nice_max.max(nice);
-        throttle::rest(pause, nice, batch)
+        let for_latency = self.latency.as_ref().map_or(0.0, LatencyGuard::ratio);
+        let ratio = nice.max(for_latency);
+        let share = batch.mul_f64(ratio);
+        match &mut self.latency {
+            Some(g) if for_latency > nice => g.rested(share),
+            _ => self.rested_nice += share,
+        }
+        throttle::rest(pause, ratio, batch)
     }
 
-    /// Says how the run was paced, when it watched the server.
+    /// Time rested for the application's latency so far.
+    pub fn rested_for_latency(&self) -> Duration {
+        self.latency
+            .as_ref()
+            .map_or(Duration::ZERO, LatencyGuard::rested_total)
+    }
+
+    /// Says how the run was paced: time rested per reason, the latency canary's figures, and the
+    /// load seen when it watched other sessions.
     pub fn finish(&self, ctx: &mut Ctx) {
+        let reasons: Vec<String> = [
+            (
+                self.rested_for_latency(),
+                "the application's latency (--max-latency)",
+            ),
+            (self.rested_load, "load (--max-load)"),
+            (self.rested_nice, "--nice"),
+        ]
+        .iter()
+        .filter(|(d, _)| *d >= Duration::from_millis(1))
+        .map(|(d, why)| format!("{d:.1?} for {why}"))
+        .collect();
+        if !reasons.is_empty() || self.latency.is_some() {
+            let mut text = if reasons.is_empty() {
+                "the backfill never rested for latency or load".to_string()
+            } else {
+                format!("the backfill rested {}", reasons.join(", "))
+            };
+            if let Some(g) = &self.latency {
+                text.push_str("; ");
+                text.push_str(&g.summary());
+            }
+            (ctx.emit)(Event::Note(text));
+        }
         if self.baseline.is_none() || self.gauge.looks() == 0 {
             return;
         }

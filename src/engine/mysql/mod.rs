@@ -9,6 +9,7 @@
 //! main connection. This file keeps the struct and the thin [`Engine`] implementation.
 
 mod backfill;
+mod canary;
 mod catalog;
 mod checks;
 mod connect;
@@ -153,6 +154,10 @@ impl MySql {
 
 /// Each method hands over to the inherent method for its concern, in the file named for it.
 impl Engine for MySql {
+    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn super::Probe>>> {
+        canary::open(self, plan)
+    }
+
     fn label(&self) -> String {
         self.env(None, vec![]).label()
     }

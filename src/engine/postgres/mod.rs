@@ -7,6 +7,7 @@
 //! driver lock and reconnects; `error` puts the server's errors in words.
 
 mod backfill;
+mod canary;
 mod catalog;
 mod connect;
 mod ddl;
@@ -137,6 +138,10 @@ impl Postgres {
 
 /// The trait's methods live with their concern (state.rs, ddl.rs, backfill.rs, …); these delegate.
 impl Engine for Postgres {
+    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn super::Probe>>> {
+        canary::open(self, plan)
+    }
+
     fn label(&self) -> String {
         format!("PostgreSQL {}", self.version)
     }

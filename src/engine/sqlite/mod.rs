@@ -8,6 +8,7 @@
 //! and the driver's lock file); `rules` decides plans, `schema_edit` edits a column's default.
 
 mod backfill;
+mod canary;
 mod catalog;
 mod ddl;
 mod guard;
@@ -160,6 +161,10 @@ impl Sqlite {
 }
 
 impl Engine for Sqlite {
+    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn super::Probe>>> {
+        canary::open(self, plan)
+    }
+
     fn label(&self) -> String {
         format!("SQLite {}", version_text(rusqlite::version_number()))
     }

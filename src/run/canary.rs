@@ -1,0 +1,151 @@
+//! The latency canary: one engine [`Probe`] run from its own thread and connection at a steady low
+//! rate, timed. Its statements wait in the same CPU, lock and I/O queues as the application's, so
+//! their latency is a sample of what the application feels, whatever the application is.
+
+use crate::engine::Probe;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The canary's steady pace: five probes a second, a negligible cost to any server.
+pub const PERIOD: Duration = Duration::from_millis(200);
+/// The pace while the server is measured at rest (the backfill waits meanwhile): enough probes for
+/// a percentile in half a second.
+pub const MEASURE_PERIOD: Duration = Duration::from_millis(20);
+/// Failures in a row after which the canary gives up (a lost connection, a dropped table).
+const MAX_FAILURES: u32 = 3;
+
+/// One timed probe.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub finished: Instant,
+    pub latency: Duration,
+    /// The pace the probe was taken at (for coordinated-omission correction).
+    pub period: Duration,
+}
+
+#[derive(Default)]
+struct Shared {
+    fresh: VecDeque<Sample>,
+    /// When the probe now running began.
+    in_flight: Option<Instant>,
+    period: Option<Duration>,
+    failed: Option<String>,
+}
+
+/// A running canary; dropping it stops the thread (after its probe now running, whose waits the
+/// engine bounds).
+pub struct Canary {
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    what: String,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Canary {
+    /// Starts probing at `period`.
+    pub fn spawn(mut probe: Box<dyn Probe>, period: Duration) -> Canary {
+        let what = probe.describe();
+        let shared = Arc::new(Mutex::new(Shared {
+            period: Some(period),
+            ..Shared::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, halt) = (shared.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("zerodown-canary".into())
+            .spawn(move || {
+                let mut failures = 0;
+                while !halt.load(Ordering::SeqCst) {
+                    let began = Instant::now();
+                    let period = {
+                        let mut g = lock(&s);
+                        g.in_flight = Some(began);
+                        g.period.unwrap_or(PERIOD)
+                    };
+                    let outcome = probe.probe();
+                    let latency = began.elapsed();
+                    let mut g = lock(&s);
+                    g.in_flight = None;
+                    // A failed probe (a lock or statement timeout) still took this long.
+                    g.fresh.push_back(Sample {
+                        finished: Instant::now(),
+                        latency,
+                        period,
+                    });
+                    match outcome {
+                        Ok(()) => failures = 0,
+                        Err(e) => {
+                            failures += 1;
+                            if failures >= MAX_FAILURES {
+                                g.failed = Some(e.to_string());
+                                return;
+                            }
+                        }
+                    }
+                    let period = g.period.unwrap_or(PERIOD);
+                    drop(g);
+                    // Jittered, so the probes never phase-lock with the batches.
+                    let next = began + period.mul_f64(rand::random_range(0.8..1.2));
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::park_timeout(next - now);
+                    }
+                }
+            })
+            .ok();
+        Canary {
+            shared,
+            stop,
+            thread,
+            what,
+        }
+    }
+
+    /// What the canary runs, for the user.
+    pub fn describe(&self) -> &str {
+        &self.what
+    }
+
+    /// Changes the pace from the next probe on.
+    pub fn set_period(&self, period: Duration) {
+        lock(&self.shared).period = Some(period);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+
+    /// The probes finished since the last call.
+    pub fn take(&self) -> Vec<Sample> {
+        lock(&self.shared).fresh.drain(..).collect()
+    }
+
+    /// How long the probe now running has run, if one is.
+    pub fn in_flight(&self) -> Option<Duration> {
+        lock(&self.shared).in_flight.map(|t| t.elapsed())
+    }
+
+    /// Why the canary stopped, once it has given up.
+    pub fn failed(&self) -> Option<String> {
+        if self.thread.is_none() {
+            return Some("its thread could not start".into());
+        }
+        lock(&self.shared).failed.clone()
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
