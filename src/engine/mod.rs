@@ -254,6 +254,11 @@ pub trait Probe: Send {
     fn describe(&self) -> String;
     /// Runs the statement once.
     fn probe(&mut self) -> Result<()>;
+    /// Whether it waits for each backfill batch by design, as the application's writers do on
+    /// SQLite (for up to `--batch-time`): the `auto` target then allows the full 10 ms.
+    fn waits_for_batches(&self) -> bool {
+        false
+    }
 }
 
 /// The interface `run` drives. Each method is one short, self-contained database action.

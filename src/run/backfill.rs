@@ -100,7 +100,8 @@ pub fn run(
             Some(fixed) => fixed,
             None => next_pause(
                 outcome.elapsed,
-                last_seen_writes.is_some_and(|t| t.elapsed() < WRITERS_RECENT),
+                last_seen_writes.is_some_and(|t| t.elapsed() < WRITERS_RECENT)
+                    || throttle.canary_waiting(),
             ),
         };
         let pause = throttle.rest(pause, outcome.elapsed);

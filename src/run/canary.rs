@@ -14,8 +14,11 @@ pub const PERIOD: Duration = Duration::from_millis(200);
 /// The pace while the server is measured at rest (the backfill waits meanwhile): enough probes for
 /// a percentile in half a second.
 pub const MEASURE_PERIOD: Duration = Duration::from_millis(20);
-/// Failures in a row after which the canary gives up (a lost connection, a dropped table).
+/// Quick failures in a row after which the canary gives up (a lost connection, a dropped table).
+/// A probe that failed only after waiting this long timed out on a lock: a slow probe, not a
+/// broken canary.
 const MAX_FAILURES: u32 = 3;
+const TIMED_OUT: Duration = Duration::from_secs(1);
 
 /// One timed probe.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +45,7 @@ pub struct Canary {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     what: String,
+    waits_for_batches: bool,
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -52,6 +56,7 @@ impl Canary {
     /// Starts probing at `period`.
     pub fn spawn(mut probe: Box<dyn Probe>, period: Duration) -> Canary {
         let what = probe.describe();
+        let waits_for_batches = probe.waits_for_batches();
         let shared = Arc::new(Mutex::new(Shared {
             period: Some(period),
             ..Shared::default()
@@ -81,6 +86,7 @@ impl Canary {
                     });
                     match outcome {
                         Ok(()) => failures = 0,
+                        Err(_) if latency >= TIMED_OUT => failures = 0,
                         Err(e) => {
                             failures += 1;
                             if failures >= MAX_FAILURES {
@@ -105,12 +111,18 @@ impl Canary {
             stop,
             thread,
             what,
+            waits_for_batches,
         }
     }
 
     /// What the canary runs, for the user.
     pub fn describe(&self) -> &str {
         &self.what
+    }
+
+    /// Whether its probe waits for each batch by design (see [`Probe::waits_for_batches`]).
+    pub fn waits_for_batches(&self) -> bool {
+        self.waits_for_batches
     }
 
     /// Changes the pace from the next probe on.

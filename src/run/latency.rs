@@ -58,9 +58,15 @@ pub const MAX_HEADROOM: Duration = Duration::from_millis(10);
 /// level at rest and within 10 ms of it; the canary's point read is cheaper than the application's
 /// statements, so half of the canary's own p99 would be a needlessly tight budget (and within
 /// scheduling noise): the backfill may add between 5 and 10 ms, half the canary's p99 when that lies
-/// in between.
-pub fn auto_target(base_p99: Duration) -> Duration {
-    base_p99 + (base_p99 / 2).clamp(MIN_HEADROOM, MAX_HEADROOM)
+/// in between. A canary that waits for each batch by design (SQLite's writers wait for its lock)
+/// gets the full 10 ms: `waits_for_batches`.
+pub fn auto_target(base_p99: Duration, waits_for_batches: bool) -> Duration {
+    let floor = if waits_for_batches {
+        MAX_HEADROOM
+    } else {
+        MIN_HEADROOM
+    };
+    base_p99 + (base_p99 / 2).clamp(floor, MAX_HEADROOM)
 }
 
 /// The percentile of the recent window the controller steers by: one outlier among a window's ten
@@ -221,10 +227,12 @@ mod tests {
 
     #[test]
     fn auto_target_allows_half_again_between_5_and_10_ms() {
-        assert_eq!(auto_target(Duration::ZERO), 5 * MS);
-        assert_eq!(auto_target(2 * MS), 7 * MS);
-        assert_eq!(auto_target(14 * MS), 21 * MS);
-        assert_eq!(auto_target(40 * MS), 50 * MS);
+        assert_eq!(auto_target(Duration::ZERO, false), 5 * MS);
+        assert_eq!(auto_target(2 * MS, false), 7 * MS);
+        assert_eq!(auto_target(14 * MS, false), 21 * MS);
+        assert_eq!(auto_target(40 * MS, false), 50 * MS);
+        // SQLite's writers wait for a batch by design: the whole 10 ms.
+        assert_eq!(auto_target(2 * MS, true), 12 * MS);
     }
 
     #[test]

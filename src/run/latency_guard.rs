@@ -85,7 +85,7 @@ impl LatencyGuard {
         let at_rest = measure(&canary);
         let target = match setting {
             MaxLatency::Fixed(d) => d,
-            _ => auto_target(at_rest.percentile(99.0)),
+            _ => auto_target(at_rest.percentile(99.0), canary.waits_for_batches()),
         };
         (ctx.emit)(Event::Note(format!(
             "latency canary ({}, from its own connection, {} a second): p50 {:.1?} and p99 {:.1?} with the server at rest; the backfill rests while its p90 over the last {}s is above {target:.1?} (--max-latency {setting})",
@@ -117,6 +117,11 @@ impl LatencyGuard {
         if self.failed { 0.0 } else { self.ctl.ratio() }
     }
 
+    /// Whether the canary is waiting for a batch now, as an application writer would (SQLite).
+    pub fn canary_waiting(&self) -> bool {
+        !self.failed && self.canary.waits_for_batches() && self.canary.in_flight().is_some()
+    }
+
     /// Counts a rest taken for latency.
     pub fn rested(&mut self, d: Duration) {
         self.rested += d;
@@ -128,7 +133,8 @@ impl LatencyGuard {
 
     /// Before a batch: takes the canary's new probes and, once per [`DECIDE_EVERY`], lets the
     /// controller decide on the recent window's p90. A probe still running counts with its age, so
-    /// a canary stuck behind a lock is seen before it returns.
+    /// a canary stuck behind a lock is seen before it returns; a probe that finished while the
+    /// backfill itself was held up counts too, however long ago.
     pub fn before_batch(&mut self, ctx: &mut Ctx) {
         if self.failed {
             return;
@@ -145,11 +151,11 @@ impl LatencyGuard {
             self.during.record(s.latency, s.period);
             self.window.push_back(s);
         }
-        while self
-            .window
-            .front()
-            .is_some_and(|s| now.duration_since(s.finished) > WINDOW)
-        {
+        // The window: the last [`WINDOW`], and every probe no decision has seen yet (the backfill may
+        // have waited on a lock itself meanwhile, longer than the window).
+        while self.window.front().is_some_and(|s| {
+            now.duration_since(s.finished) > WINDOW && s.finished <= self.last_decision
+        }) {
             self.window.pop_front();
         }
         if now.duration_since(self.last_decision) < DECIDE_EVERY {
@@ -203,7 +209,7 @@ impl LatencyGuard {
         self.last_decision = self.measured;
         self.window.clear();
         let p99 = self.at_rest.percentile(99.0);
-        let target = auto_target(p99);
+        let target = auto_target(p99, self.canary.waits_for_batches());
         self.ctl.set_target(target);
         (ctx.emit)(Event::Note(format!(
             "latency canary measured with the backfill waiting again: p99 {p99:.1?} (was {before:.1?} as it began); target now {target:.1?}"

@@ -236,6 +236,15 @@ impl Throttle {
         throttle::rest(pause, ratio, batch)
     }
 
+    /// Whether the latency canary waits for the write lock now: it stands for an application writer,
+    /// so the next gap is a writer's (see `backfill::next_pause`), as a waiting writer's commits
+    /// would make it; otherwise it would time the chance of hitting a gap meant for no one.
+    pub fn canary_waiting(&self) -> bool {
+        self.latency
+            .as_ref()
+            .is_some_and(LatencyGuard::canary_waiting)
+    }
+
     /// Time rested for the application's latency so far.
     pub fn rested_for_latency(&self) -> Duration {
         self.latency

@@ -29,6 +29,10 @@ impl Probe for LiteProbe {
         "a write lock taken and let go".into()
     }
 
+    fn waits_for_batches(&self) -> bool {
+        true
+    }
+
     fn probe(&mut self) -> Result<()> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE; ROLLBACK")
