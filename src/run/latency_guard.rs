@@ -219,7 +219,7 @@ impl LatencyGuard {
     /// The closing note's part on latency.
     pub fn summary(&self) -> String {
         format!(
-            "latency canary p99 {:.1?} at rest, p50 {:.1?} and p99 {:.1?} during the backfill (target {:.1?}); rest ratio for latency at most {:.2}",
+            "latency canary p99 {:.1?} at rest, p50 {:.1?} and p99 {:.1?} during the backfill (target {:.1?}); the longest rest for latency {:.2}× a batch",
             self.at_rest.percentile(99.0),
             self.during.percentile(50.0),
             self.during.percentile(99.0),

@@ -46,15 +46,14 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// Reads the settings and, when `auto` needs it, the load at rest; starts the latency canary
-    /// and measures the server at rest.
+    /// Reads the settings and, when `auto` needs it, the load at rest; then starts the latency
+    /// canary and measures the server at rest.
     pub fn begin(
         engine: &mut dyn Engine,
         defaults: &Defaults,
         plan: &Plan,
         ctx: &mut Ctx,
     ) -> Result<Throttle> {
-        let latency = LatencyGuard::begin(engine, plan, ctx)?;
         let max_load = ctx.settings.max_load.unwrap_or(defaults.max_load);
         let nice = ctx.settings.nice.unwrap_or(defaults.nice);
         let seen = engine.running_sessions()?.is_some();
@@ -72,7 +71,7 @@ impl Throttle {
             nice_weighted: 0.0,
             batch_secs: 0.0,
             nice_max: 0.0,
-            latency,
+            latency: None,
             rested_load: Duration::ZERO,
             rested_nice: Duration::ZERO,
         };
@@ -85,6 +84,7 @@ impl Throttle {
                     engine.label()
                 )));
             }
+            t.latency = LatencyGuard::begin(engine, plan, ctx)?;
             return Ok(t);
         }
         if nice == Nice::Auto {
@@ -111,6 +111,8 @@ impl Throttle {
                 what.join(" and ")
             )));
         }
+        // After the load at rest: the canary's own measurement at rest takes half a second.
+        t.latency = LatencyGuard::begin(engine, plan, ctx)?;
         Ok(t)
     }
 
