@@ -167,9 +167,10 @@ struct Tuning {
     /// at rest before the first batch. While its p90 over the last 2 s is above the target, the
     /// backfill rests after each batch, doubling the rest (up to 4× the batch: it always keeps a fifth
     /// of its pace) each second it stays above, and shrinking it by a quarter of a batch each second it
-    /// is back under; a quiet server never rests. `auto` allows the canary's p99 at rest plus half of
-    /// it, at least 5 ms and at most 10 ms more, so the application's p99 stays near 1.5× and within
-    /// 10 ms of its level at rest; it is measured again when resting at the longest does not bring the
+    /// is back under; a server without load never rests. `auto` allows the canary's p99 at rest plus
+    /// half of it, at least 5 ms (SQLite 10 ms: its writers wait for a batch by design) and at most
+    /// 10 ms more, so the application's p99 stays near 1.5× and within 10 ms of its level at rest;
+    /// it is measured again when resting at the longest does not bring the
     /// latency back (the application's own load grew). A duration sets the target; `off` never rests
     /// for latency. With --nice and --max-load the longest rest wins.
     #[arg(long, value_name = "DURATION|auto|off")]
