@@ -161,3 +161,73 @@ impl Drop for Canary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Result};
+    use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+    /// A probe that runs only when the test lets it: each probe waits for one message, and fails
+    /// when the message says so.
+    struct Gate(Receiver<bool>);
+
+    impl Probe for Gate {
+        fn describe(&self) -> String {
+            "a gate".into()
+        }
+
+        fn probe(&mut self) -> Result<()> {
+            match self.0.recv() {
+                Ok(true) => Ok(()),
+                _ => Err(Error::db("probing", "refused".to_string())),
+            }
+        }
+    }
+
+    fn gate() -> (SyncSender<bool>, Canary) {
+        let (tx, rx) = sync_channel(0);
+        (
+            tx,
+            Canary::spawn(Box::new(Gate(rx)), Duration::from_millis(1)),
+        )
+    }
+
+    /// Waits until the canary's thread is inside a probe (a real state, polled).
+    fn wait_in_flight(c: &Canary) {
+        while c.in_flight().is_none() {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_probe_still_running_is_seen_and_each_finished_one_is_taken_once() {
+        let (tx, c) = gate();
+        wait_in_flight(&c);
+        assert!(c.take().is_empty());
+        // The channel is a rendezvous: once the third probe has its answer, the first two are
+        // recorded (a probe is recorded before the next one starts).
+        for _ in 0..3 {
+            tx.send(true).unwrap();
+        }
+        let samples = c.take();
+        assert!((2..=3).contains(&samples.len()), "{samples:?}");
+        assert!(samples.iter().all(|s| s.period == Duration::from_millis(1)));
+        assert_eq!(c.failed(), None);
+        drop(tx); // the probe now running fails, and the canary stops after three
+    }
+
+    #[test]
+    fn quick_failures_in_a_row_stop_the_canary_and_say_why() {
+        let (tx, c) = gate();
+        for _ in 0..MAX_FAILURES {
+            tx.send(false).unwrap();
+        }
+        while c.failed().is_none() {
+            std::thread::yield_now();
+        }
+        assert!(c.failed().unwrap().contains("refused"));
+        // Failed probes still took their time: they are samples.
+        assert_eq!(c.take().len(), MAX_FAILURES as usize);
+    }
+}
