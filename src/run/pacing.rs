@@ -148,9 +148,14 @@ impl Throttle {
         let Some(baseline) = self.baseline.or(self.limit.map(|_| 0.0)) else {
             return Ok(Rested::Ok);
         };
-        if self.pacer.is_some() && self.rebased.elapsed() >= throttle::REBASE_EVERY {
+        if self.pacer.as_ref().is_some_and(Pacer::decided)
+            && self.rebased.elapsed() >= throttle::REBASE_EVERY
+        {
             std::thread::sleep(throttle::REBASE_SETTLE);
             self.rebase(engine)?;
+            if let Some(p) = &mut self.pacer {
+                p.rebased();
+            }
         }
         if self.gauge.due() {
             let n = engine.running_sessions()?.unwrap_or(0);

@@ -108,6 +108,9 @@ pub struct Pacer {
     nice: f64,
     sum: u64,
     looks: u32,
+    /// A decision was made since the level at rest was last measured: only then may it be measured
+    /// again, so a slow backfill never re-measures before it has judged the level it has.
+    decided: bool,
 }
 
 impl Default for Pacer {
@@ -122,7 +125,18 @@ impl Pacer {
             nice: 0.0,
             sum: 0,
             looks: 0,
+            decided: false,
         }
+    }
+
+    /// Whether a decision was made since [`Pacer::rebased`].
+    pub fn decided(&self) -> bool {
+        self.decided
+    }
+
+    /// The level at rest was measured again.
+    pub fn rebased(&mut self) {
+        self.decided = false;
     }
 
     pub fn nice(&self) -> f64 {
@@ -139,6 +153,7 @@ impl Pacer {
         let mean = self.sum as f64 / f64::from(self.looks);
         self.sum = 0;
         self.looks = 0;
+        self.decided = true;
         let before = self.nice;
         if mean > baseline * TOLERANCE + SLACK {
             self.nice = (self.nice * 2.0).clamp(MIN_NICE, MAX_NICE);
@@ -237,6 +252,19 @@ mod tests {
         assert_eq!(MaxLoad::Sessions(7).to_string(), "7");
         let e = "-3".parse::<MaxLoad>().unwrap_err();
         assert!(e.contains("--max-load `-3`"), "{e}");
+    }
+
+    #[test]
+    fn the_level_at_rest_is_measured_again_only_after_a_decision() {
+        let mut p = Pacer::new();
+        for _ in 1..ADJUST_LOOKS {
+            p.feed(3, 0.0);
+            assert!(!p.decided(), "no decision before {ADJUST_LOOKS} looks");
+        }
+        p.feed(3, 0.0);
+        assert!(p.decided());
+        p.rebased();
+        assert!(!p.decided());
     }
 
     #[test]
