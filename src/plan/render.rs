@@ -1,6 +1,6 @@
 //! A plan as text for people: numbered steps with SQL, lock, cost and reason, then the rollback path.
 
-use super::{Cost, Phase, Plan};
+use super::{Cost, Phase, Plan, Run, Statement};
 use std::fmt::Write;
 
 pub fn render_text(plan: &Plan) -> String {
@@ -37,6 +37,9 @@ pub fn render_text(plan: &Plan) -> String {
                     if j == 0 { "" } else { "  " },
                     line.trim()
                 );
+            }
+            if let Run::InstantOr { fallback } = &sql.run {
+                let _ = writeln!(out, "      if the server refuses INSTANT: {fallback}");
             }
         }
         let blocks = match (s.lock.blocks_writes, s.lock.blocks_reads) {
@@ -76,7 +79,7 @@ pub fn render_text(plan: &Plan) -> String {
                 out,
                 "  undo {}: {} ({}{warn})",
                 i + 1,
-                super::Statement::texts(&s.undo).join("; "),
+                s.undo.iter().map(undo_text).collect::<Vec<_>>().join("; "),
                 cost.label()
             );
         }
@@ -96,4 +99,14 @@ pub fn render_text(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// An undo statement on one line, with its fallback when it has one.
+fn undo_text(s: &Statement) -> String {
+    match &s.run {
+        Run::InstantOr { fallback } => {
+            format!("{} (if the server refuses INSTANT: {fallback})", s.sql)
+        }
+        _ => s.sql.clone(),
+    }
 }

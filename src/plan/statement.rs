@@ -38,6 +38,11 @@ pub enum Run {
     /// MySQL/MariaDB `ALGORITHM=INSTANT`: when the server refuses it, `fallback` (an online
     /// rebuild) runs instead. Both are in the plan.
     InstantOr { fallback: String },
+    /// MySQL/MariaDB: a change the server makes only by copying the table while writes wait
+    /// (`ALGORITHM=COPY`; on MariaDB 10.11, ADD CHECK). Its own kind, so that `--allow-copy` is asked
+    /// for by the plan, never by what the statement's text happens to contain; a build under
+    /// `--build-timeout` like [`Run::OnlineBuild`].
+    Copy,
     /// SQLite: the column's default goes on through SQLite's documented schema-edit procedure
     /// (`writable_schema`), since SQLite has no ALTER COLUMN … SET DEFAULT. The statement's text
     /// describes the edit; these fields are what the executor applies.

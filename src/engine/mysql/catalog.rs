@@ -1,6 +1,6 @@
 //! Catalog reads: the table's columns, key and triggers, a referenced key, a column's full definition.
 
-use super::{MyEnv, MyReference, MySql, STATE_TABLE, literal, quote};
+use super::{MyEnv, MyReference, MySql, STATE_TABLE, quote};
 use crate::engine::{Column, TableSchema, Trigger};
 use crate::error::{Error, Result};
 use crate::spec::AddColumn;
@@ -199,53 +199,6 @@ impl MySql {
             },
         };
         Ok(Some(MyReference { table, column }))
-    }
-
-    /// The column's full definition as the catalog has it: type, charset, collation, default,
-    /// ON UPDATE, comment — for a MODIFY that must change nothing else.
-    pub(super) fn column_definition(&mut self, table: &str, column: &str) -> Result<String> {
-        type Def = (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-        );
-        // Read on the way to a step's DDL: a lost connection is opened again, as for the DDL itself.
-        let row: Option<Def> = self.with_conn("reading the column's definition", |c| {
-            c.exec_first(
-                "SELECT COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT
-                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
-                (table, column),
-            )
-        })?;
-        let Some((ty, charset, collation, default, extra, comment)) = row else {
-            return Err(Error::db(
-                "reading the column's definition",
-                format!("column `{column}` of `{table}` is gone"),
-            ));
-        };
-        let mut def = ty;
-        if let (Some(cs), Some(co)) = (charset, collation) {
-            def.push_str(&format!(" CHARACTER SET {cs} COLLATE {co}"));
-        }
-        if let Some(d) = default.filter(|d| d != "NULL") {
-            let plain = d.starts_with('\'') || d.parse::<f64>().is_ok();
-            if plain {
-                def.push_str(&format!(" DEFAULT {d}"));
-            } else {
-                def.push_str(&format!(" DEFAULT ({d})"));
-            }
-        }
-        let lower = extra.to_ascii_lowercase();
-        if let Some(i) = lower.find("on update ") {
-            def.push_str(&format!(" ON UPDATE {}", &extra[i + "on update ".len()..]));
-        }
-        if !comment.is_empty() {
-            def.push_str(&format!(" COMMENT {}", literal(&comment)));
-        }
-        Ok(def)
     }
 
     pub(super) fn on_update_columns(&mut self, table: &str) -> Result<Vec<String>> {

@@ -1,73 +1,69 @@
-//! Running a step's DDL: each statement under the lock guard (INSTANT refused → INPLACE, LOCK=NONE;
-//! COPY only with --allow-copy), then the step recorded. DDL commits at once here, so every statement
-//! is idempotent and a crash between a statement and its record re-runs it harmlessly.
+//! Running a step's DDL: each statement under the lock guard, run as its kind in the plan says (an
+//! INSTANT statement refused → its planned INPLACE, LOCK=NONE fallback; a copy only with
+//! --allow-copy), then the step recorded. Nothing here reads a statement's text to decide how to run
+//! it. DDL commits at once here, so every statement is idempotent and a crash between a statement and
+//! its record re-runs it harmlessly.
 
 use super::error::{code, message};
 use super::guard::{Attempt, Guarded, Waiting, guarded_sql};
-use super::rules::COLUMN_DEFINITION;
 use super::{Flavour, MySql, STATE_TABLE, mysql8, quote};
 use crate::engine::{Event, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{Plan, Run, Statement};
 use mysql::prelude::Queryable;
 use std::time::Duration;
 
 impl MySql {
-    /// Runs one DDL statement under the lock guard, with the column's catalog definition filled in
-    /// for a MODIFY; COPY only with --allow-copy.
+    /// Runs one planned DDL statement under the lock guard; a copy only with --allow-copy.
     pub(super) fn ddl(
         &mut self,
-        sql: &str,
+        stmt: &Statement,
         plan: &Plan,
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        let mut sql = sql.to_string();
-        if sql.contains(COLUMN_DEFINITION) {
-            let def = self.column_definition(&plan.table, &plan.column)?;
-            sql = sql.replace(COLUMN_DEFINITION, &def);
-        }
-        if sql.contains("ALGORITHM=COPY") && !self.allow_copy {
+        if stmt.run == Run::Copy && !self.allow_copy {
             return Err(Error::Refused(format!(
-                "`{sql}` copies the whole table while application writes wait (MariaDB has no online way to do it); run again with --allow-copy to accept that, or drop `check` from the migration"
+                "`{}` copies the whole table while application writes wait (MariaDB has no online way to do it); run again with --allow-copy to accept that, or drop `check` from the migration",
+                stmt.sql
             )));
         }
+        let mut stmt = stmt.clone();
         let action = Guarded {
-            waiting: Waiting::Statement(sql.clone()),
+            waiting: Waiting::Statement(stmt.sql.clone()),
             table: &plan.table,
             drives: true,
         };
         let timeout = guard.timeout;
         self.guarded(action, guard, emit, |db, emit| {
-            db.ddl_attempt(&mut sql, timeout, emit)
+            db.ddl_attempt(&mut stmt, timeout, emit)
         })
     }
 
-    /// One try of a DDL statement. INSTANT refused → the same statement INPLACE, LOCK=NONE.
+    /// One try of a DDL statement. An INSTANT statement the server refuses → its planned fallback.
     fn ddl_attempt(
         &mut self,
-        sql: &mut String,
+        stmt: &mut Statement,
         timeout: Duration,
         emit: &mut dyn FnMut(Event),
     ) -> Attempt<()> {
+        let sql = stmt.sql.clone();
         let e = match self.flavour {
-            Flavour::MariaDb => match self.conn.query_drop(guarded_sql(sql, timeout)) {
+            Flavour::MariaDb => match self.conn.query_drop(guarded_sql(stmt, timeout)) {
                 Ok(()) => return Attempt::Done(()),
                 Err(e) => e,
             },
             // MySQL 8 (documented, not run): session lock wait, KILL QUERY build timeout, and
             // "already exists" on a re-run meaning done (no IF [NOT] EXISTS); see mysql8.rs.
-            Flavour::MySql => match mysql8::run(&mut self.conn, &self.target, sql, timeout) {
+            Flavour::MySql => match mysql8::run(&mut self.conn, &self.target, stmt, timeout) {
                 Err(e) => return Attempt::Fail(e),
                 Ok(Ok(())) => return Attempt::Done(()),
-                Ok(Err(e))
-                    if mysql8::row_versions_used_up(&e) && sql.contains("ALGORITHM=INSTANT") =>
-                {
+                Ok(Err(e)) if mysql8::row_versions_used_up(&e) && has_fallback(stmt) => {
                     let why = format!(
                         "the table has no instant column change left ({}); using ALGORITHM=INPLACE, LOCK=NONE, an online rebuild",
                         message(&e)
                     );
-                    return online_instead(sql, why, emit);
+                    return online_instead(stmt, e, why, emit);
                 }
                 Ok(Err(e)) if mysql8::already_done(&e) => {
                     emit(Event::Note(format!(
@@ -80,12 +76,12 @@ impl MySql {
             },
         };
         match code(&e) {
-            Some(1845 | 1846) if sql.contains("ALGORITHM=INSTANT") => {
+            Some(1845 | 1846) if has_fallback(stmt) => {
                 let why = format!(
                     "the server refused ALGORITHM=INSTANT ({}); using ALGORITHM=INPLACE, LOCK=NONE",
                     message(&e)
                 );
-                online_instead(sql, why, emit)
+                online_instead(stmt, e, why, emit)
             }
             Some(1419) => Attempt::Fail(Error::Refused(self.target.scrub(&format!(
                 "`{sql}`: {}; with the binary log on, creating the dual-write triggers needs the SUPER privilege or log_bin_trust_function_creators=1 (SET GLOBAL log_bin_trust_function_creators = 1, by an administrator), then run the command again",
@@ -105,7 +101,7 @@ impl MySql {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
@@ -127,7 +123,7 @@ impl MySql {
     ) -> Result<()> {
         let plan = state.plan.clone();
         for s in &plan.steps[index].sql {
-            self.ddl(&s.sql, &plan, guard, emit)?;
+            self.ddl(s, &plan, guard, emit)?;
         }
         self.state_exec(
             &format!(
@@ -144,7 +140,7 @@ impl MySql {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
@@ -165,9 +161,28 @@ impl MySql {
     }
 }
 
-/// Says why in a note, and turns `sql` into the same statement as an online INPLACE build.
-fn online_instead(sql: &mut String, why: String, emit: &mut dyn FnMut(Event)) -> Attempt<()> {
+/// Does the plan give this statement an online fallback for when INSTANT is refused?
+fn has_fallback(stmt: &Statement) -> bool {
+    matches!(stmt.run, Run::InstantOr { .. })
+}
+
+/// Says why in a note, and puts the plan's fallback, an online INPLACE build, in the statement's place.
+fn online_instead(
+    stmt: &mut Statement,
+    refused: mysql::Error,
+    why: String,
+    emit: &mut dyn FnMut(Event),
+) -> Attempt<()> {
+    let Run::InstantOr { fallback } = &stmt.run else {
+        return Attempt::Server(refused);
+    };
     emit(Event::Note(why));
-    *sql = sql.replace("ALGORITHM=INSTANT", "ALGORITHM=INPLACE, LOCK=NONE");
-    Attempt::Rewritten(sql.clone())
+    *stmt = Statement {
+        sql: fallback.clone(),
+        run: Run::OnlineBuild {
+            index: None,
+            strict: false,
+        },
+    };
+    Attempt::Rewritten(stmt.sql.clone())
 }

@@ -5,6 +5,7 @@ use super::MySql;
 use super::error::{is_lock_failure, message};
 use crate::engine::{Event, LockGuardSettings};
 use crate::error::{Error, Result};
+use crate::plan::{Run, Statement};
 use mysql::TxOpts;
 use mysql::prelude::Queryable;
 use std::time::{Duration, Instant};
@@ -20,24 +21,33 @@ pub(super) fn whole_seconds(d: Duration) -> u64 {
     d.as_secs_f64().ceil().max(1.0) as u64
 }
 
-/// A statement that may run long (an INPLACE or COPY rebuild): max_statement_time would kill it.
-pub(super) fn is_build(sql: &str) -> bool {
-    sql.contains("ALGORITHM=INPLACE") || sql.contains("ALGORITHM=COPY")
+/// A statement that may run long (an online or copying rebuild, by its kind in the plan):
+/// max_statement_time would kill it.
+pub(super) fn is_build(run: &Run) -> bool {
+    matches!(run, Run::OnlineBuild { .. } | Run::Copy)
+}
+
+/// A statement to run under strict sql_mode (a MODIFY … NOT NULL, by its kind in the plan).
+pub(super) fn is_strict(run: &Run) -> bool {
+    matches!(run, Run::OnlineBuild { strict: true, .. })
 }
 
 /// Puts a statement under the lock guard (MariaDB): `SET STATEMENT lock_wait_timeout=… [,
-/// max_statement_time=…] FOR …`, merged with a `SET STATEMENT` the rules wrote themselves. Builds get
-/// only the whole-second lock wait; a MODIFY runs under strict sql_mode so NULLs fail instead of turning
-/// into 0.
-pub(super) fn guarded_sql(sql: &str, timeout: Duration) -> String {
+/// max_statement_time=…] FOR …`, by the statement's kind, never its text. Builds get only the
+/// whole-second lock wait; a strict build runs under strict sql_mode so NULLs fail instead of turning
+/// into 0. A statement the rules themselves began with `SET STATEMENT` (the foreign key's
+/// foreign_key_checks=0) has its variables merged in: MariaDB takes one SET STATEMENT per statement,
+/// and a statement's first words are always zerodown's, never a user's expression.
+pub(super) fn guarded_sql(stmt: &Statement, timeout: Duration) -> String {
+    let sql = &stmt.sql;
     let mut vars = format!("lock_wait_timeout={}", whole_seconds(timeout));
-    if !is_build(sql) {
+    if !is_build(&stmt.run) {
         vars.push_str(&format!(
             ", max_statement_time={:.3}",
             timeout.as_secs_f64().max(0.001)
         ));
     }
-    if sql.contains(" MODIFY COLUMN ") {
+    if is_strict(&stmt.run) {
         vars.push_str(
             ", sql_mode='STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
         );
@@ -275,24 +285,66 @@ impl MySql {
 mod tests {
     use super::*;
 
+    fn build(sql: &str, strict: bool) -> Statement {
+        Statement {
+            sql: sql.into(),
+            run: Run::OnlineBuild {
+                index: None,
+                strict,
+            },
+        }
+    }
+
     #[test]
     fn guards_catalog_statements_below_a_second_and_builds_in_whole_seconds() {
         let t = Duration::from_millis(300);
         assert_eq!(
-            guarded_sql("ALTER TABLE `t` ADD COLUMN `c` int, ALGORITHM=INSTANT", t),
+            guarded_sql(
+                &Statement::in_step("ALTER TABLE `t` ADD COLUMN `c` int, ALGORITHM=INSTANT"),
+                t
+            ),
             "SET STATEMENT lock_wait_timeout=1, max_statement_time=0.300 FOR ALTER TABLE `t` ADD COLUMN `c` int, ALGORITHM=INSTANT"
         );
         assert_eq!(
             guarded_sql(
-                "ALTER TABLE `t` ADD INDEX `i` (`c`), ALGORITHM=INPLACE, LOCK=NONE",
+                &build(
+                    "ALTER TABLE `t` ADD INDEX `i` (`c`), ALGORITHM=INPLACE, LOCK=NONE",
+                    false
+                ),
                 Duration::from_millis(1500)
             ),
             "SET STATEMENT lock_wait_timeout=2 FOR ALTER TABLE `t` ADD INDEX `i` (`c`), ALGORITHM=INPLACE, LOCK=NONE"
         );
         assert!(
-            guarded_sql("SET STATEMENT foreign_key_checks=0 FOR ALTER TABLE `t` ADD CONSTRAINT `f` FOREIGN KEY (`c`) REFERENCES `p` (`id`), ALGORITHM=INPLACE, LOCK=NONE", t)
+            guarded_sql(&build("SET STATEMENT foreign_key_checks=0 FOR ALTER TABLE `t` ADD CONSTRAINT `f` FOREIGN KEY (`c`) REFERENCES `p` (`id`), ALGORITHM=INPLACE, LOCK=NONE", false), t)
                 .starts_with("SET STATEMENT lock_wait_timeout=1, foreign_key_checks=0 FOR ALTER")
         );
+    }
+
+    #[test]
+    fn the_wrapper_follows_the_kind_never_the_text() {
+        let t = Duration::from_millis(300);
+        // A user's default that spells out another kind's words changes nothing.
+        let add = Statement::in_step(
+            "ALTER TABLE `t` ADD COLUMN `c` text DEFAULT ('ALGORITHM=COPY MODIFY COLUMN ALGORITHM=INPLACE')",
+        );
+        assert!(
+            guarded_sql(&add, t).starts_with(
+                "SET STATEMENT lock_wait_timeout=1, max_statement_time=0.300 FOR ALTER"
+            )
+        );
+        let modify = build(
+            "ALTER TABLE `t` MODIFY COLUMN `c` int NOT NULL, ALGORITHM=INPLACE, LOCK=NONE",
+            true,
+        );
+        assert!(guarded_sql(&modify, t).starts_with(
+            "SET STATEMENT lock_wait_timeout=1, sql_mode='STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION' FOR ALTER"
+        ));
+        let copy = Statement {
+            sql: "ALTER TABLE `t` ADD CONSTRAINT `k` CHECK (`c` > 0), ALGORITHM=COPY".into(),
+            run: Run::Copy,
+        };
+        assert!(guarded_sql(&copy, t).starts_with("SET STATEMENT lock_wait_timeout=1 FOR ALTER"));
     }
 
     #[test]

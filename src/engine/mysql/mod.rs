@@ -237,7 +237,7 @@ impl Engine for MySql {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.run_step(id, index, &Statement::texts(sql), guard, emit)
+        self.run_step(id, index, sql, guard, emit)
     }
 
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
@@ -297,7 +297,7 @@ impl Engine for MySql {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.run_undo_step(id, index, &Statement::texts(sql), guard, emit)
+        self.run_undo_step(id, index, sql, guard, emit)
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {

@@ -13,8 +13,9 @@
 
 use super::connect::Target;
 use super::error::code;
-use super::guard::{is_build, whole_seconds};
+use super::guard::{is_build, is_strict, whole_seconds};
 use crate::error::{Error, Result};
+use crate::plan::Statement;
 use mysql::Conn;
 use mysql::prelude::Queryable;
 use std::time::Duration;
@@ -43,16 +44,18 @@ pub(super) fn row_versions_used_up(e: &mysql::Error) -> bool {
     code(e) == Some(MAX_ROW_VERSIONS)
 }
 
-/// Runs `sql` under a whole-second lock wait, with a KILL QUERY watchdog for builds. The outer error is
+/// Runs `stmt` under a whole-second lock wait, with a KILL QUERY watchdog for builds and strict
+/// sql_mode for a strict build, each by the statement's kind in the plan. The outer error is
 /// zerodown's (the watchdog fired, or could not connect); the inner one is the server's answer, for the
 /// lock-guard loop to judge.
 pub(super) fn run(
     conn: &mut Conn,
     target: &Target,
-    sql: &str,
+    stmt: &Statement,
     lock_timeout: Duration,
 ) -> Result<std::result::Result<(), mysql::Error>> {
-    let modify = sql.contains(" MODIFY COLUMN ");
+    let sql = &stmt.sql;
+    let modify = is_strict(&stmt.run);
     let mut before = format!(
         "SET SESSION lock_wait_timeout = {}",
         whole_seconds(lock_timeout)
@@ -66,12 +69,12 @@ pub(super) fn run(
     if let Err(e) = conn.query_drop(&before) {
         return Ok(Err(e));
     }
-    let watchdog = if is_build(sql) {
+    let watchdog = if is_build(&stmt.run) {
         Some(target.kill_query_after(conn.connection_id(), target.build_timeout)?)
     } else {
         None
     };
-    let result = conn.query_drop(sql);
+    let result = conn.query_drop(sql.as_str());
     let killed = watchdog.is_some_and(|w| w.disarm());
     if modify {
         let _ = conn.query_drop("SET SESSION sql_mode = @zd_sql_mode");

@@ -5,7 +5,7 @@ use super::error::message;
 use super::{Flavour, MyEnv, MySql, build_plan, quote};
 use crate::engine::{Event, Settings, TableSchema};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{Plan, Run};
 use crate::spec::{AddColumn, Migration};
 use mysql::Conn;
 use mysql::prelude::Queryable;
@@ -28,7 +28,7 @@ impl MySql {
         self.plan_copies = plan
             .steps
             .iter()
-            .any(|s| s.sql.iter().any(|q| q.sql.contains("ALGORITHM=COPY")));
+            .any(|s| s.sql.iter().any(|q| q.run == Run::Copy));
         Ok(plan)
     }
 

@@ -7,15 +7,10 @@ use super::{STATE_TABLE, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Run,
     Statement, Step, Volatility, object_name,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
-
-/// Stands in a planned `MODIFY` for the column's full definition (type, charset, collation, default,
-/// comment), which the engine reads back from information_schema when the step runs: the column does
-/// not exist yet when the plan is made, and rebuilding it from the spec alone could change it.
-pub const COLUMN_DEFINITION: &str = "/*zd:definition from information_schema*/";
 
 /// Server flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,9 +194,11 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         notes.push("MariaDB 10.11 adds a CHECK constraint only by copying the table (ALGORITHM=COPY), which blocks writes for the whole copy: complete refuses that step unless --allow-copy (MySQL 8 gets the same COPY step: whether its ADD CHECK has an online path is not yet checked against its manual)".into());
     }
     if env.mysql()
-        && steps
-            .iter()
-            .any(|s| s.sql.iter().any(|q| q.sql.contains("ALGORITHM=INPLACE")))
+        && steps.iter().any(|s| {
+            s.sql
+                .iter()
+                .any(|q| matches!(q.run, Run::OnlineBuild { .. }))
+        })
     {
         notes.push("MySQL 8 (documented, not run): an online rebuild or index build (ALGORITHM=INPLACE) is held to --build-timeout (default 1h) by KILL QUERY from a second zerodown connection, since MySQL has no timeout for DDL statements; MySQL rolls the interrupted ALTER back and zerodown stops, saying so".into());
     }
@@ -304,6 +301,33 @@ fn default_clause(def: &str, literal: bool) -> String {
     }
 }
 
+/// `alter` (without its algorithm) INSTANT when `instant`, with the same statement as an online rebuild
+/// (INPLACE, LOCK=NONE) to run if the server refuses INSTANT; otherwise that rebuild alone. Both are
+/// in the plan, so what runs is what `plan` printed; COPY is never left to the server's choice.
+fn instant_or_online(alter: String, instant: bool) -> Statement {
+    let online = format!("{alter}, ALGORITHM=INPLACE, LOCK=NONE");
+    if instant {
+        Statement {
+            sql: format!("{alter}, ALGORITHM=INSTANT"),
+            run: Run::InstantOr { fallback: online },
+        }
+    } else {
+        online_build(online, false)
+    }
+}
+
+/// An online build or rebuild (INPLACE, LOCK=NONE): held to --build-timeout, not the lock timeout;
+/// `strict` runs it under strict sql_mode (a MODIFY … NOT NULL).
+fn online_build(sql: String, strict: bool) -> Statement {
+    Statement {
+        sql,
+        run: Run::OnlineBuild {
+            index: None,
+            strict,
+        },
+    }
+}
+
 /// The value of the fill expression for the row being written, inside a trigger: the expression reads
 /// the row's source columns from a one-row derived table of `NEW` values.
 fn trigger_value(fill: &FillPlan) -> String {
@@ -357,11 +381,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
         ));
     }
     let algorithms = env.expand_algorithms();
-    def.push_str(if algorithms.add_instant {
-        ", ALGORITHM=INSTANT"
-    } else {
-        ", ALGORITHM=INPLACE, LOCK=NONE"
-    });
+    let add_column = instant_or_online(def, algorithms.add_instant);
     let reason = if d.expand_default.is_some() {
         format!(
             "ALGORITHM=INSTANT stores the {} default in the catalog, which old rows read: no rebuild, one value for every existing row",
@@ -392,10 +412,10 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             "{reason}; if the server refuses INSTANT, zerodown retries with ALGORITHM=INPLACE, LOCK=NONE and never lets it choose COPY (MySQL before 8.0.29: INSTANT only for a last column — documented, not run)"
         )
     };
-    let (undo_algorithm, undo_cost) = if algorithms.drop_instant {
-        ("ALGORITHM=INSTANT", Cost::CatalogOnly)
+    let undo_cost = if algorithms.drop_instant {
+        Cost::CatalogOnly
     } else {
-        ("ALGORITHM=INPLACE, LOCK=NONE", Cost::Rewrite)
+        Cost::Rewrite
     };
     steps.push(Step {
         phase: Phase::Expand,
@@ -411,7 +431,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                 add.column, schema.name
             )
         },
-        sql: Statement::in_step_all([def]),
+        sql: vec![add_column],
         lock: if algorithms.add_instant {
             mdl_exclusive()
         } else {
@@ -423,9 +443,10 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             Cost::Rewrite
         },
         reason,
-        undo: Statement::in_step_all([format!(
-            "ALTER TABLE {t} DROP COLUMN {if_exists}{c}, {undo_algorithm}"
-        )]),
+        undo: vec![instant_or_online(
+            format!("ALTER TABLE {t} DROP COLUMN {if_exists}{c}"),
+            algorithms.drop_instant,
+        )],
         undo_cost: Some(undo_cost),
     });
 
@@ -561,15 +582,22 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("make {} NOT NULL by an online rebuild", add.column),
-            sql: Statement::in_step_all([format!(
-                "ALTER TABLE {t} MODIFY COLUMN {c} {COLUMN_DEFINITION} NOT NULL, ALGORITHM=INPLACE, LOCK=NONE"
-            )]),
+            // The column as the expand added it: its type, and no default (a default that would
+            // let the expand add it NOT NULL makes this step unneeded; one set at complete goes on
+            // after it). Charset and collation are the table's, as they were for the ADD.
+            sql: vec![online_build(
+                format!(
+                    "ALTER TABLE {t} MODIFY COLUMN {c} {} NOT NULL, ALGORITHM=INPLACE, LOCK=NONE",
+                    add.data_type
+                ),
+                true,
+            )],
             lock: online_rebuild(),
             cost: Cost::Rewrite,
             reason: if mariadb {
-                "MariaDB cannot add NOT NULL instantly; INPLACE, LOCK=NONE rebuilds the table online. It runs under strict sql_mode (without it NULLs would silently become 0), and keeps the column's full definition read back from the catalog; rollback undoes it by dropping the column, without a second rebuild".into()
+                "MariaDB cannot add NOT NULL instantly; INPLACE, LOCK=NONE rebuilds the table online. It runs under strict sql_mode (without it NULLs would silently become 0), and restates the column as the expand added it; rollback undoes it by dropping the column, without a second rebuild".into()
             } else {
-                "MySQL 8 (documented, not run): making a column NOT NULL rebuilds the table in place (INPLACE, LOCK=NONE: concurrent DML allowed) and needs strict sql_mode, which zerodown sets for the session around it (without it NULLs would silently become 0); the column's full definition is read back from the catalog; held to --build-timeout by KILL QUERY; rollback undoes it by dropping the column".into()
+                "MySQL 8 (documented, not run): making a column NOT NULL rebuilds the table in place (INPLACE, LOCK=NONE: concurrent DML allowed) and needs strict sql_mode, which zerodown sets for the session around it (without it NULLs would silently become 0); the column is restated as the expand added it; held to --build-timeout by KILL QUERY; rollback undoes it by dropping the column".into()
             },
             undo: vec![],
             undo_cost: None,
@@ -580,10 +608,13 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name} (copies the table: needs --allow-copy)"),
-            sql: Statement::in_step_all([format!(
-                "ALTER TABLE {t} ADD CONSTRAINT {if_not_exists}{} CHECK ({check}), ALGORITHM=COPY",
-                quote(name)
-            )]),
+            sql: vec![Statement {
+                sql: format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {if_not_exists}{} CHECK ({check}), ALGORITHM=COPY",
+                    quote(name)
+                ),
+                run: Run::Copy,
+            }],
             lock: lock("metadata lock (shared, no writes) for the whole copy", "one full copy of the table", true, false),
             cost: Cost::Rewrite,
             reason: "MariaDB 10.11 has no online way to add a CHECK (INSTANT, NOCOPY and INPLACE are all refused): it copies the table while writes wait; zerodown runs it only with --allow-copy".into(),
@@ -600,11 +631,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                 "build {}index {name} online",
                 if unique { "unique " } else { "" }
             ),
-            sql: Statement::in_step_all([format!(
-                "ALTER TABLE {t} ADD {}INDEX {if_not_exists}{} ({c}), ALGORITHM=INPLACE, LOCK=NONE",
-                if unique { "UNIQUE " } else { "" },
-                quote(name)
-            )]),
+            sql: vec![online_build(
+                format!(
+                    "ALTER TABLE {t} ADD {}INDEX {if_not_exists}{} ({c}), ALGORITHM=INPLACE, LOCK=NONE",
+                    if unique { "UNIQUE " } else { "" },
+                    quote(name)
+                ),
+                false,
+            )],
             lock: lock(
                 "metadata lock (exclusive at start and end; shared during the build)",
                 &format!(
@@ -636,14 +670,14 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
                     quote(&target.column)
                 );
                 if mariadb {
-                    vec![Statement::in_step(format!("SET STATEMENT foreign_key_checks=0 FOR {alter}"))]
+                    vec![online_build(format!("SET STATEMENT foreign_key_checks=0 FOR {alter}"), false)]
                 } else {
                     // MySQL 8 (documented, not run): no SET STATEMENT; INPLACE only with checks off.
-                    Statement::in_step_all([
-                        "SET SESSION foreign_key_checks = 0".to_string(),
-                        alter,
-                        "SET SESSION foreign_key_checks = 1".to_string(),
-                    ])
+                    vec![
+                        Statement::in_step("SET SESSION foreign_key_checks = 0"),
+                        online_build(alter, false),
+                        Statement::in_step("SET SESSION foreign_key_checks = 1"),
+                    ]
                 }
             },
             lock: mdl_exclusive(),
