@@ -263,7 +263,7 @@ fn only_the_planned_copy_asks_for_allow_copy() {
     };
     let mut a = AddColumn::new("accounts", "note", "varchar(160)");
     a.backfill = Some(format!("concat(email, ' {WORDS}')"));
-    a.check = Some(format!("note <> ' MODIFY COLUMN ALGORITHM=INSTANT'"));
+    a.check = Some("note <> ' MODIFY COLUMN ALGORITHM=INSTANT'".into());
     let m = Migration::adding("typed_copy", a);
     let plan = zerodown::plan(&url(&db), &m).unwrap();
     let copies: Vec<&str> = plan
