@@ -80,6 +80,7 @@ fn not_sqlite(run: &Run) -> Option<&'static str> {
         Run::InStep | Run::SqliteSetDefault { .. } => None,
         Run::OnlineBuild { .. } => Some("an online build"),
         Run::InstantOr { .. } => Some("ALGORITHM=INSTANT with a fallback"),
+        Run::Copy => Some("a table copy (ALGORITHM=COPY)"),
     }
 }
 
@@ -112,7 +113,9 @@ fn run_statements(c: &Connection, sql: &[Statement]) -> Result<()> {
                 default,
                 literal,
             } => schema_edit::set_column_default(c, table, column, default, *literal)?,
-            Run::OnlineBuild { .. } | Run::InstantOr { .. } => return Err(unrunnable(s)),
+            Run::OnlineBuild { .. } | Run::InstantOr { .. } | Run::Copy => {
+                return Err(unrunnable(s));
+            }
         }
     }
     Ok(())
