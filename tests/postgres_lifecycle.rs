@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::PgTestDb;
-use zerodown::plan::Action;
+use zerodown::plan::{Action, Run};
 use zerodown::spec::{AddColumn, Dialect, Migration};
 use zerodown::{DatabaseUrl, Event, Settings, StartOutcome, Status};
 
@@ -633,7 +633,7 @@ fn every_step_takes_the_lock_it_claims(major: u32) {
                 }
                 _ => continue,
             }
-            if step.sql[0].sql.contains("CONCURRENTLY") {
+            if matches!(step.sql[0].run, Run::OnlineBuild { .. }) {
                 // A writer's open transaction makes the build wait: meanwhile it holds SHARE UPDATE
                 // EXCLUSIVE only, and another writer still gets through.
                 let mut writer = db.connect();

@@ -4,7 +4,7 @@
 
 use zerodown::engine::postgres::{PgEnv, PgReference, build_plan};
 use zerodown::engine::{Column, TableSchema, Trigger};
-use zerodown::plan::{DefaultKind, render_text};
+use zerodown::plan::{DefaultKind, Run, render_text};
 use zerodown::spec::{Dialect, Migration};
 
 fn accounts() -> TableSchema {
@@ -141,6 +141,52 @@ fn hostile_names_are_quoted() {
         "{all}"
     );
     assert!(all.contains("\"c\"\"x\""), "{all}");
+}
+
+#[test]
+fn only_index_builds_and_their_undo_run_online() {
+    // The user's words are data: a default and CHECK that read like index DDL run in their step.
+    let mut schema = accounts();
+    schema.name = "a\"cc".into();
+    let m = Migration::from_toml(
+        "m",
+        "[add_column]\ntable = 'a\"cc'\ncolumn = 'note'\ntype = 'text'\nnot_null = true\ndefault = \"'DROP INDEX CONCURRENTLY x'\"\nbackfill = \"'CREATE INDEX CONCURRENTLY ' || email\"\ncheck = \"note <> 'CREATE UNIQUE INDEX CONCURRENTLY'\"\nunique = true\n",
+        "t.toml",
+    )
+    .unwrap();
+    let mut e = env(150018, None);
+    e.schema = "my \"s\"".into();
+    let p = build_plan(&m, &schema, &e).unwrap();
+    let uq = p.objects.unique_index.unwrap();
+    let mut online = Vec::new();
+    for step in &p.steps {
+        for s in step.sql.iter().chain(&step.undo) {
+            match &s.run {
+                Run::InStep => {}
+                Run::OnlineBuild {
+                    index: Some(index),
+                    strict: false,
+                } => online.push((index.clone(), s.sql.clone())),
+                other => panic!("{other:?}: {s}"),
+            }
+        }
+    }
+    let q = |n: &str| format!("\"my \"\"s\"\"\".\"{n}\"");
+    assert_eq!(
+        online,
+        vec![
+            (
+                q(&uq),
+                format!(
+                    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"{uq}\" ON \"my \"\"s\"\"\".\"a\"\"cc\" (\"note\")"
+                )
+            ),
+            (
+                q(&uq),
+                format!("DROP INDEX CONCURRENTLY IF EXISTS {}", q(&uq))
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use super::rules::{self, qualified};
 use super::{Postgres, STATE_SCHEMA, quote, quote_list, state_table};
 use crate::engine::{BatchOutcome, Event, KeyValue, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{FillPlan, Plan};
 use postgres::types::ToSql;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,16 @@ fn text_keys(values: &[KeyValue]) -> Vec<String> {
         .collect()
 }
 
+/// The plan's fill: a stored plan with a backfill but no fill is refused, never run by guesswork.
+fn fill_of(plan: &Plan) -> Result<&FillPlan> {
+    plan.fill.as_ref().ok_or_else(|| {
+        Error::Refused(format!(
+            "the stored plan of `{}` fills the column but does not say with what: it cannot run; nothing was changed",
+            plan.migration
+        ))
+    })
+}
+
 impl Postgres {
     /// Key column types of the migration's table (for casting the text cursor back).
     fn key_types_for(&mut self, id: i64, plan: &Plan) -> Result<Vec<String>> {
@@ -33,7 +43,7 @@ impl Postgres {
         {
             return Ok(types.clone());
         }
-        let fill = plan.fill.as_ref().expect("a fill plan");
+        let fill = fill_of(plan)?;
         let rel = qualified(plan.schema.as_deref().unwrap_or("public"), &plan.table);
         // Printed under the batches' search path (pg_catalog), so a user type comes out qualified.
         let mut tx = self
@@ -88,7 +98,7 @@ impl Postgres {
     }
 
     pub(super) fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
-        let fill = plan.fill.as_ref().expect("a fill plan");
+        let fill = fill_of(plan)?;
         let sql = format!(
             "SELECT count(*) FROM {} WHERE ({}) IS NULL",
             Self::table_of(plan),
@@ -119,7 +129,7 @@ impl Postgres {
         if state.hi.is_some() {
             return Ok(state);
         }
-        let fill = plan.fill.as_ref().expect("a fill plan");
+        let fill = fill_of(plan)?;
         let t = Self::table_of(plan);
         let as_text = fill
             .key
@@ -152,7 +162,8 @@ impl Postgres {
             .query_one(&format!("SELECT count(*) FROM {t}"), &[])
             .map_err(|e| self.db_err("counting rows", &e))?
             .get(0);
-        let hi_json = serde_json::to_string(&hi).unwrap();
+        let hi_json = serde_json::to_string(&hi)
+            .map_err(|e| Error::db("saving the backfill's upper bound", e))?;
         self.state_update(
             &format!(
                 "UPDATE {} SET hi = $1, rows_total = $2, updated_at = now() WHERE id = $3 AND hi IS NULL",
@@ -186,7 +197,7 @@ impl Postgres {
             });
         }
         let types = self.key_types_for(state.id, plan)?;
-        let fill = plan.fill.as_ref().expect("a backfill step has a fill plan");
+        let fill = fill_of(plan)?;
         let schema = plan.schema.as_deref().unwrap_or("public");
         let sql_first = rules::batch_sql(schema, &plan.table, &plan.column, fill, &types, true);
         let sql_next = rules::batch_sql(schema, &plan.table, &plan.column, fill, &types, false);
@@ -258,7 +269,8 @@ impl Postgres {
                 }
                 let updated = tx.execute(update, &up).map_err(pg("filling a batch"))? as i64;
                 let new_cursor: Vec<KeyValue> = end.into_iter().map(KeyValue::Text).collect();
-                let cursor_json = serde_json::to_string(&new_cursor).unwrap();
+                let cursor_json = serde_json::to_string(&new_cursor)
+                    .map_err(|e| Fail::Other(Error::db("saving the cursor", e)))?;
                 let cancel: bool = tx
                     .query_one(&save, &[&cursor_json, &scanned, &id, &run_id])
                     .map_err(pg("saving the cursor"))?
@@ -284,7 +296,7 @@ impl Postgres {
         emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
         let plan = &state.plan;
-        let fill = plan.fill.as_ref().expect("a fill plan");
+        let fill = fill_of(plan)?;
         let t = Self::table_of(plan);
         let c = quote(&plan.column);
         let keys = format!("({})", quote_list(&fill.key));

@@ -1,21 +1,21 @@
 //! Running a plan's DDL: each step with its record in one guarded transaction, so a step is done
-//! exactly once across crashes and dropped connections; CONCURRENTLY builds in autocommit under the
-//! build timeout, with the INVALID index a failed build leaves cleaned up.
+//! exactly once across crashes and dropped connections; online builds (CONCURRENTLY) in autocommit
+//! under the build timeout, with the INVALID index a failed build leaves cleaned up. How a statement
+//! runs is read from its [`Run`], never from its text.
 
 use super::error::{pg, sqlstate};
 use super::guard::{LockTarget, ms};
-use super::rules::qualified;
 use super::{Postgres, state_table};
 use crate::engine::{Event, LockGuardSettings, StateRow};
-use crate::error::Result;
-use crate::plan::Statement;
+use crate::error::{Error, Result};
+use crate::plan::{Run, Statement};
 use postgres::types::ToSql;
 
 /// A step's statements and the state write that records them, committed together once.
 struct Recorded<'a> {
     /// The step in the user's words, for errors and lock retries.
     what: &'a str,
-    sql: &'a [String],
+    sql: Vec<&'a str>,
     /// `SELECT <bool> … FOR UPDATE` of the state row: true once an earlier attempt committed the step.
     done: String,
     done_params: &'a [&'a (dyn ToSql + Sync)],
@@ -25,103 +25,130 @@ struct Recorded<'a> {
     recording: &'static str,
 }
 
-/// A CONCURRENTLY statement, which must run outside any transaction.
-fn is_concurrent(sql: &str) -> bool {
-    let up = sql.trim_start().to_ascii_uppercase();
-    up.starts_with("CREATE INDEX CONCURRENTLY")
-        || up.starts_with("CREATE UNIQUE INDEX CONCURRENTLY")
-        || up.starts_with("DROP INDEX CONCURRENTLY")
+/// An online build or drop: run alone in autocommit under the build timeout.
+struct Online<'a> {
+    sql: &'a str,
+    /// The index it builds or drops, schema-qualified and quoted as the plan wrote it: an INVALID
+    /// one (left by an interrupted build or drop) is dropped before the statement runs and after it fails.
+    index: Option<&'a str>,
 }
 
-/// Reads a quoted identifier at the start of `s`; returns it and the rest.
-fn read_quoted(s: &str) -> Option<(String, &str)> {
-    let s = s.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, ch)) = chars.next() {
-        if ch == '"' {
-            if chars.peek().map(|(_, c)| *c) == Some('"') {
-                chars.next();
-                out.push('"');
-            } else {
-                return Some((out, &s[i + 1..]));
+/// How one step's statements run, decided from their [`Run`] alone.
+enum StepRun<'a> {
+    /// Together in the step's transaction, with its record.
+    InStep(Vec<&'a str>),
+    /// Each alone in autocommit, then the record.
+    Online(Vec<Online<'a>>),
+}
+
+/// A stored plan PostgreSQL cannot run as written: refused before anything of the step runs.
+fn unrunnable(what: &str, why: &str) -> Error {
+    Error::Refused(format!(
+        "{what} of the stored plan cannot run on PostgreSQL: {why}; nothing of it was run"
+    ))
+}
+
+/// Sorts a step's statements by how they run. A step runs either all in its transaction or all
+/// online; a statement kind PostgreSQL does not run is an error, never guessed at.
+fn step_run<'a>(what: &str, stmts: &'a [Statement]) -> Result<StepRun<'a>> {
+    let mut in_step = Vec::new();
+    let mut online = Vec::new();
+    for s in stmts {
+        match &s.run {
+            Run::InStep => in_step.push(s.sql.as_str()),
+            Run::OnlineBuild {
+                index,
+                strict: false,
+            } => online.push(Online {
+                sql: &s.sql,
+                index: index.as_deref(),
+            }),
+            Run::OnlineBuild { strict: true, .. } => {
+                return Err(unrunnable(what, "a strict online build is MySQL's"));
             }
-        } else {
-            out.push(ch);
+            Run::InstantOr { .. } => {
+                return Err(unrunnable(what, "ALGORITHM=INSTANT is MySQL's"));
+            }
+            Run::SqliteSetDefault { .. } => {
+                return Err(unrunnable(what, "a schema edit is SQLite's"));
+            }
         }
     }
-    None
-}
-
-/// (schema, index) of `CREATE [UNIQUE] INDEX CONCURRENTLY "ix" ON "schema"."t" …` as rules.rs writes it.
-fn built_index(sql: &str) -> Option<(String, String)> {
-    let rest = &sql[sql.find("CONCURRENTLY ")? + "CONCURRENTLY ".len()..];
-    let (index, rest) = read_quoted(rest)?;
-    let rest = rest.strip_prefix(" ON ")?;
-    let (schema, _) = read_quoted(rest)?;
-    Some((schema, index))
+    match (in_step.is_empty(), online.is_empty()) {
+        (_, true) => Ok(StepRun::InStep(in_step)),
+        (true, false) => Ok(StepRun::Online(online)),
+        (false, false) => Err(unrunnable(
+            what,
+            "it mixes statements of one transaction with online builds",
+        )),
+    }
 }
 
 impl Postgres {
-    /// Runs a CONCURRENTLY statement in autocommit under the build timeout. A build first drops an
-    /// INVALID index a failed earlier build left under the same name; a build that fails drops its own.
-    fn run_concurrent(&mut self, sql: &str, emit: &mut dyn FnMut(Event)) -> Result<()> {
-        let timeout = ms(self.build_timeout);
-        let built = if sql.trim_start().to_ascii_uppercase().starts_with("CREATE") {
-            built_index(sql)
-        } else {
-            None
-        };
-        if let Some((schema, index)) = &built {
-            let valid: Option<bool> = self
-                .client
-                .query_opt(
-                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-                    &[schema, index],
-                )
-                .map_err(|e| self.db_err("looking for a leftover index", &e))?
-                .map(|r| r.get(0));
-            match valid {
-                Some(true) => return Ok(()),
-                Some(false) => {
-                    emit(Event::Note(format!(
-                        "index {index} was left INVALID by a failed build: dropping it and building it again"
-                    )));
-                    self.autocommit(
-                        &format!(
-                            "DROP INDEX CONCURRENTLY IF EXISTS {}",
-                            qualified(schema, index)
-                        ),
-                        timeout,
-                    )?;
-                }
-                None => {}
-            }
+    /// Whether `index` (a qualified name) is an index and valid; `None` when nothing has the name.
+    /// A relation of that name that is not an index is an error: the step would act on the wrong thing.
+    fn index_validity(&mut self, index: &str) -> Result<Option<bool>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT c.relkind = 'i', i.indisvalid FROM pg_catalog.pg_class c
+                 LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+                 WHERE c.oid = pg_catalog.to_regclass($1)",
+                &[&index],
+            )
+            .map_err(|e| self.db_err("looking for a leftover index", &e))?;
+        match row {
+            None => Ok(None),
+            Some(r) if r.get::<_, bool>(0) => Ok(Some(r.get(1))),
+            Some(_) => Err(Error::Refused(format!(
+                "{index} exists and is not an index: zerodown will not build or drop an index under its name"
+            ))),
         }
-        match self.autocommit(sql, timeout) {
+    }
+
+    /// Drops `index` when it is INVALID (an interrupted build or drop left it).
+    fn drop_if_invalid(&mut self, index: &str, timeout: u128) -> Result<()> {
+        if self.index_validity(index)? == Some(false) {
+            self.autocommit(
+                &format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"),
+                timeout,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs an online statement in autocommit under the build timeout, first dropping the INVALID
+    /// index an interrupted earlier build or drop left; a statement that fails drops the one it left.
+    fn run_online(&mut self, stmt: &Online, emit: &mut dyn FnMut(Event)) -> Result<()> {
+        let timeout = ms(self.build_timeout);
+        if let Some(index) = stmt.index
+            && self.index_validity(index)? == Some(false)
+        {
+            emit(Event::Note(format!(
+                "index {index} was left INVALID by an interrupted build or drop: dropping it before running the step again"
+            )));
+            self.autocommit(
+                &format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"),
+                timeout,
+            )?;
+        }
+        match self.autocommit(stmt.sql, timeout) {
             Ok(()) => Ok(()),
             Err(e) => {
-                if let Some((schema, index)) = &built {
-                    let _ = self.autocommit(
-                        &format!(
-                            "DROP INDEX CONCURRENTLY IF EXISTS {}",
-                            qualified(schema, index)
-                        ),
-                        timeout,
-                    );
+                if let Some(index) = stmt.index {
+                    let _ = self.drop_if_invalid(index, timeout);
                 }
                 Err(e)
             }
         }
     }
 
-    /// [`run_concurrent`](Self::run_concurrent), again after a dropped connection (the server
-    /// cancels a build whose client is gone; the retry drops the INVALID index it left).
-    fn concurrent_reconnecting(&mut self, sql: &str, emit: &mut dyn FnMut(Event)) -> Result<()> {
+    /// [`run_online`](Self::run_online), again after a dropped connection (the server cancels a
+    /// build whose client is gone; the retry drops the INVALID index it left).
+    fn online_reconnecting(&mut self, stmt: &Online, emit: &mut dyn FnMut(Event)) -> Result<()> {
         for _ in 0..10 {
             self.check_driver()?;
-            match self.run_concurrent(sql, emit) {
+            match self.run_online(stmt, emit) {
                 Err(_)
                     if self.client.is_closed() || self.client.simple_query("SELECT 1").is_err() =>
                 {
@@ -131,7 +158,7 @@ impl Postgres {
                 r => return r,
             }
         }
-        self.run_concurrent(sql, emit)
+        self.run_online(stmt, emit)
     }
 
     /// One statement outside any transaction, under lock and statement timeouts of `timeout_ms`.
@@ -156,16 +183,18 @@ impl Postgres {
         reset.map_err(|e| self.db_err("resetting timeouts", &e))
     }
 
-    /// Runs a step's statements, then records it; a step with CONCURRENTLY statements runs them
-    /// in autocommit first.
+    /// Runs a step's statements, then records it: in one guarded transaction, or, for online
+    /// builds, each in autocommit and then the record.
     pub(super) fn run_ddl(
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
+        let what = format!("step {}", index + 1);
+        let run = step_run(&what, sql)?;
         let record = format!(
             "UPDATE {} SET next_step = $1, updated_at = now(), heartbeat = now() WHERE id = $2",
             state_table()
@@ -173,10 +202,12 @@ impl Postgres {
         let next = index as i32 + 1;
         self.flush_notes(emit);
         self.yield_autovacuum(&LockTarget::Migration(id), guard, emit)?;
-        if sql.iter().any(|s| is_concurrent(s)) {
-            return self.build_then_record(sql, &record, &[&next, &id], emit);
-        }
-        let what = format!("step {}", index + 1);
+        let sql = match run {
+            StepRun::Online(online) => {
+                return self.online_then_record(&online, &record, &[&next, &id], emit);
+            }
+            StepRun::InStep(sql) => sql,
+        };
         let step = Recorded {
             what: &what,
             sql,
@@ -200,12 +231,25 @@ impl Postgres {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
+        let what = "the final step";
+        let stmts = &state
+            .plan
+            .steps
+            .get(index)
+            .ok_or_else(|| unrunnable(what, &format!("it has no step {}", index + 1)))?
+            .sql;
+        let StepRun::InStep(sql) = step_run(what, stmts)? else {
+            return Err(unrunnable(
+                what,
+                "an online build cannot share the transaction that marks the migration completed",
+            ));
+        };
         let next = index as i32 + 1;
         let id = state.id;
         self.flush_notes(emit);
         let step = Recorded {
-            what: "the final step",
-            sql: &Statement::texts(&state.plan.steps[index].sql),
+            what,
+            sql,
             done: format!(
                 "SELECT status = 'completed' FROM {} WHERE id = $1 FOR UPDATE",
                 state_table()
@@ -226,19 +270,24 @@ impl Postgres {
         &mut self,
         id: i64,
         index: usize,
-        sql: &[String],
+        sql: &[Statement],
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
+        let what = format!("the undo of step {}", index + 1);
+        let run = step_run(&what, sql)?;
         let record = format!(
             "UPDATE {} SET next_step = $1, updated_at = now() WHERE id = $2",
             state_table()
         );
         let at = index as i32;
         self.flush_notes(emit);
-        if sql.iter().any(|s| is_concurrent(s)) {
-            return self.build_then_record(sql, &record, &[&at, &id], emit);
-        }
+        let sql = match run {
+            StepRun::Online(online) => {
+                return self.online_then_record(&online, &record, &[&at, &id], emit);
+            }
+            StepRun::InStep(sql) => sql,
+        };
         let step = Recorded {
             what: "a rollback step",
             sql,
@@ -272,7 +321,7 @@ impl Postgres {
             if already {
                 return Ok(());
             }
-            for s in step.sql {
+            for s in &step.sql {
                 tx.batch_execute(s).map_err(pg(format!("running `{s}`")))?;
             }
             tx.execute(&step.record, step.record_params)
@@ -281,17 +330,18 @@ impl Postgres {
         })
     }
 
-    /// CONCURRENTLY cannot run in a transaction: each statement runs in autocommit, then the step
-    /// is recorded; a crash in between finds the valid index at the next run and only records it.
-    fn build_then_record(
+    /// Online statements cannot run in a transaction: each runs in autocommit, then the step is
+    /// recorded. A crash in between runs them again: a build finds its index (IF NOT EXISTS), a
+    /// drop finds it gone (IF EXISTS), and the step is only recorded.
+    fn online_then_record(
         &mut self,
-        sql: &[String],
+        online: &[Online],
         record: &str,
         params: &[&(dyn ToSql + Sync)],
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        for s in sql {
-            self.concurrent_reconnecting(s, emit)?;
+        for stmt in online {
+            self.online_reconnecting(stmt, emit)?;
         }
         self.state_update(record, params)
     }
@@ -301,19 +351,59 @@ impl Postgres {
 mod tests {
     use super::*;
 
+    fn online(sql: &str) -> Statement {
+        Statement {
+            sql: sql.into(),
+            run: Run::OnlineBuild {
+                index: Some("\"s\".\"i\"".into()),
+                strict: false,
+            },
+        }
+    }
+
     #[test]
-    fn reads_the_index_of_a_concurrent_build() {
-        assert_eq!(
-            built_index(
-                "CREATE UNIQUE INDEX CONCURRENTLY \"zd_uq_1\" ON \"my \"\"s\"\"\".\"t\" (\"c\")"
-            ),
-            Some(("my \"s\"".to_string(), "zd_uq_1".to_string()))
-        );
-        assert!(is_concurrent(
-            "DROP INDEX CONCURRENTLY IF EXISTS \"s\".\"i\""
-        ));
-        assert!(!is_concurrent(
-            "ALTER TABLE t ADD CONSTRAINT x UNIQUE USING INDEX x"
-        ));
+    fn a_step_runs_as_its_statements_say_whatever_their_text() {
+        // Text that once decided how a statement ran decides nothing now.
+        let texts = [
+            Statement::in_step("CREATE INDEX CONCURRENTLY \"i\" ON \"s\".\"t\" (\"c\")"),
+            Statement::in_step("DROP INDEX CONCURRENTLY IF EXISTS \"s\".\"i\""),
+        ];
+        assert!(matches!(step_run("a step", &texts), Ok(StepRun::InStep(s)) if s.len() == 2));
+        let built = [online("SELECT 1")];
+        match step_run("a step", &built) {
+            Ok(StepRun::Online(o)) => {
+                assert_eq!(o[0].sql, "SELECT 1");
+                assert_eq!(o[0].index, Some("\"s\".\"i\""));
+            }
+            _ => panic!("an online build runs online"),
+        }
+    }
+
+    #[test]
+    fn statements_postgres_does_not_run_are_refused() {
+        let mixed = [Statement::in_step("SELECT 1"), online("SELECT 2")];
+        let instant = [Statement {
+            sql: "ALTER TABLE t ADD c int, ALGORITHM=INSTANT".into(),
+            run: Run::InstantOr {
+                fallback: "ALTER TABLE t ADD c int".into(),
+            },
+        }];
+        let strict = [Statement {
+            sql: "SELECT 1".into(),
+            run: Run::OnlineBuild {
+                index: None,
+                strict: true,
+            },
+        }];
+        for stmts in [&mixed[..], &instant, &strict] {
+            let err = step_run("step 3", stmts)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                err.starts_with("step 3 of the stored plan cannot run on PostgreSQL"),
+                "{err}"
+            );
+        }
     }
 }

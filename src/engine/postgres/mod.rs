@@ -223,7 +223,7 @@ impl Engine for Postgres {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        Postgres::run_ddl(self, id, index, &Statement::texts(sql), guard, emit)
+        Postgres::run_ddl(self, id, index, sql, guard, emit)
     }
 
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()> {
@@ -284,7 +284,7 @@ impl Engine for Postgres {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        Postgres::run_undo(self, id, index, &Statement::texts(sql), guard, emit)
+        Postgres::run_undo(self, id, index, sql, guard, emit)
     }
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {

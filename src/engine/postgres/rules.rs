@@ -6,7 +6,7 @@ use super::{STATE_SCHEMA, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Run,
     Statement, Step, Volatility, object_name,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
@@ -508,21 +508,32 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
     for (name, unique) in [(&d.objects.unique_index, true), (&d.objects.index, false)] {
         let Some(name) = name else { continue };
         let idx = qualified(&env.schema, name);
+        // Run alone in autocommit under the build timeout; `index` names what an interrupted
+        // build or drop leaves INVALID, for the executor to drop before running it again.
+        let online = |sql: String| Statement {
+            sql,
+            run: Run::OnlineBuild {
+                index: Some(idx.clone()),
+                strict: false,
+            },
+        };
         steps.push(Step {
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("build {}index {name} online", if unique { "unique " } else { "" }),
-            sql: Statement::in_step_all([format!(
-                "CREATE {}INDEX CONCURRENTLY {} ON {t} ({c})",
+            // IF NOT EXISTS: a run that finds the index built (a crash came before the step was
+            // recorded) does nothing; an INVALID one is dropped first.
+            sql: vec![online(format!(
+                "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {t} ({c})",
                 if unique { "UNIQUE " } else { "" },
                 quote(name)
-            )]),
+            ))],
             lock: share_update_exclusive(
                 "two passes over the table, after waiting for older transactions (--build-timeout); application reads and writes go on",
             ),
             cost: Cost::Scan,
             reason: "CONCURRENTLY builds without blocking writes; it runs outside any transaction, and an INVALID index left by a failed build is dropped and built again".into(),
-            undo: Statement::in_step_all([format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")]),
+            undo: vec![online(format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}"))],
             undo_cost: Some(Cost::CatalogOnly),
         });
         if unique {
