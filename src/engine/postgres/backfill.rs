@@ -183,6 +183,8 @@ impl Postgres {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<BatchOutcome> {
+        // A reconnect between batches (a load look, a heartbeat) left its note here.
+        self.flush_notes(emit);
         let plan = &state.plan;
         let hi = state.hi.clone().unwrap_or_default();
         let started = Instant::now();
@@ -295,6 +297,7 @@ impl Postgres {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
+        self.flush_notes(emit);
         let plan = &state.plan;
         let fill = fill_of(plan)?;
         let t = Self::table_of(plan);
