@@ -69,6 +69,9 @@ fn step_run<'a>(what: &str, stmts: &'a [Statement]) -> Result<StepRun<'a>> {
             Run::InstantOr { .. } => {
                 return Err(unrunnable(what, "ALGORITHM=INSTANT is MySQL's"));
             }
+            Run::Copy => {
+                return Err(unrunnable(what, "a table copy is MySQL's"));
+            }
             Run::SqliteSetDefault { .. } => {
                 return Err(unrunnable(what, "a schema edit is SQLite's"));
             }
@@ -395,7 +398,11 @@ mod tests {
                 strict: true,
             },
         }];
-        for stmts in [&mixed[..], &instant, &strict] {
+        let copy = [Statement {
+            sql: "ALTER TABLE t ADD CHECK (c > 0), ALGORITHM=COPY".into(),
+            run: Run::Copy,
+        }];
+        for stmts in [&mixed[..], &instant, &strict, &copy] {
             let err = step_run("step 3", stmts)
                 .err()
                 .expect("refused")
