@@ -617,7 +617,20 @@ fn a_server_restart_mid_backfill_reconnects(major: u32) {
         ledger.clone(),
     );
     let child = slow_start(db.url(), &file.display().to_string());
+    // Held still while the server restarts, so the backfill cannot finish first however fast the
+    // machine: its next statement after SIGCONT meets the dead connection.
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    let done: i64 = db
+        .connect()
+        .query_one("SELECT rows_done FROM zerodown.migrations", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        done < ROWS,
+        "the backfill ended before it could be held ({done} rows)"
+    );
     pg.restart();
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
     let text = finish_child(child);
     assert!(text.contains("connected again"), "{text}");
     stop.store(true, Ordering::SeqCst);
