@@ -3,6 +3,7 @@
 //! catalog-only, the lock mode of each step seen in pg_locks — plus writers during the window, a long
 //! transaction in the way, rollback from each phase, and bad input.
 
+#[macro_use]
 mod support;
 
 use postgres::{Client, NoTls};
@@ -14,38 +15,6 @@ use support::PgTestDb;
 use zerodown::plan::{Action, Run};
 use zerodown::spec::{AddColumn, Dialect, Migration};
 use zerodown::{DatabaseUrl, Event, Settings, StartOutcome, Status};
-
-/// Runs `$f(major)` as one test per PostgreSQL major: `$f::pg15`, `$f::pg18`.
-macro_rules! on_each_major {
-    ($($f:ident),* $(,)?) => {$(
-        mod $f {
-            #[test]
-            fn pg13() {
-                super::$f(13)
-            }
-            #[test]
-            fn pg14() {
-                super::$f(14)
-            }
-            #[test]
-            fn pg15() {
-                super::$f(15)
-            }
-            #[test]
-            fn pg16() {
-                super::$f(16)
-            }
-            #[test]
-            fn pg17() {
-                super::$f(17)
-            }
-            #[test]
-            fn pg18() {
-                super::$f(18)
-            }
-        }
-    )*};
-}
 
 const TIER_EXPR: &str = "CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END";
 

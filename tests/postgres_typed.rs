@@ -2,6 +2,7 @@
 //! its text. SQL keywords inside a user's default, backfill or CHECK change nothing, and a stored plan
 //! PostgreSQL cannot run is refused with a clear message before anything of its step runs.
 
+#[macro_use]
 mod support;
 
 use postgres::Client;
@@ -11,38 +12,6 @@ use support::PgTestDb;
 use zerodown::plan::{Plan, Run};
 use zerodown::spec::{AddColumn, Migration};
 use zerodown::{DatabaseUrl, Event, Settings};
-
-/// Runs `$f(major)` as one test per PostgreSQL major.
-macro_rules! on_each_major {
-    ($($f:ident),* $(,)?) => {$(
-        mod $f {
-            #[test]
-            fn pg13() {
-                super::$f(13)
-            }
-            #[test]
-            fn pg14() {
-                super::$f(14)
-            }
-            #[test]
-            fn pg15() {
-                super::$f(15)
-            }
-            #[test]
-            fn pg16() {
-                super::$f(16)
-            }
-            #[test]
-            fn pg17() {
-                super::$f(17)
-            }
-            #[test]
-            fn pg18() {
-                super::$f(18)
-            }
-        }
-    )*};
-}
 
 on_each_major!(
     keywords_in_expressions_change_nothing,

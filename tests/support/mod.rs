@@ -22,7 +22,7 @@
 //! 17 and 18).
 
 // Each test file uses its own part of this module.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod mariadb;
 pub mod pg;
@@ -81,4 +81,37 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Runs `$f(major)` as one test per supported PostgreSQL major (13–18): `$f::pg13` … `$f::pg18`.
+/// Test files that use it declare `#[macro_use] mod support;`.
+macro_rules! on_each_major {
+    ($($f:ident),* $(,)?) => {$(
+        mod $f {
+            #[test]
+            fn pg13() {
+                super::$f(13)
+            }
+            #[test]
+            fn pg14() {
+                super::$f(14)
+            }
+            #[test]
+            fn pg15() {
+                super::$f(15)
+            }
+            #[test]
+            fn pg16() {
+                super::$f(16)
+            }
+            #[test]
+            fn pg17() {
+                super::$f(17)
+            }
+            #[test]
+            fn pg18() {
+                super::$f(18)
+            }
+        }
+    )*};
 }
