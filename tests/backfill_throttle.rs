@@ -22,6 +22,15 @@ const BUSY: usize = 3;
 /// before they stop.
 const STATEMENTS_WHILE_RESTING: usize = 2 * BUSY;
 
+/// The count of sessions running statements is server-wide, and the tests of this file share one
+/// server per engine: one test's busy sessions would read as another's load at rest. So the tests
+/// take turns.
+static SERVER_LOAD: Mutex<()> = Mutex::new(());
+
+fn taking_turns() -> std::sync::MutexGuard<'static, ()> {
+    SERVER_LOAD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn migration() -> Migration {
     let mut a = AddColumn::new("accounts", "tier", "text");
     a.backfill = Some("CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END".into());
@@ -260,16 +269,19 @@ fn mariadb() {
 
 #[test]
 fn postgres_15_rests_while_busy() {
+    let _turn = taking_turns();
     postgres(15)
 }
 
 #[test]
 fn postgres_18_rests_while_busy() {
+    let _turn = taking_turns();
     postgres(18)
 }
 
 #[test]
 fn mariadb_rests_while_busy() {
+    let _turn = taking_turns();
     mariadb()
 }
 
@@ -304,6 +316,7 @@ fn notes(events: &[Event]) -> Vec<&String> {
 /// ratio never looks at the server.
 #[test]
 fn auto_names_its_limits_and_off_never_looks() {
+    let _turn = taking_turns();
     let Some(pg) = support::pg(15) else { return };
     for (name, max_load, nice) in [
         ("auto", MaxLoad::Auto, Nice::Auto),
@@ -354,6 +367,7 @@ fn auto_names_its_limits_and_off_never_looks() {
 /// between two looks, so every batch is looked before.
 #[test]
 fn nice_auto_rests_when_others_get_busy() {
+    let _turn = taking_turns();
     use zerodown::run::throttle::{ADJUST_LOOKS, MIN_NICE};
     let Some(pg) = support::pg(15) else { return };
     let db = pg.fresh_database("pacer");
