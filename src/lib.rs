@@ -8,6 +8,7 @@ pub mod bench;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod ops;
 pub mod plan;
 pub mod run;
 pub mod spec;
@@ -51,7 +52,7 @@ pub fn plan(url: &DatabaseUrl, migration: &Migration) -> Result<Plan> {
         );
         return Ok(plan);
     }
-    engine.plan(migration)
+    ops::plan(engine.as_mut(), migration)
 }
 
 /// Expand, dual-write and backfill; blocks until the backfill is done. Re-running resumes.

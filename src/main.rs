@@ -539,9 +539,9 @@ fn run() -> Result<()> {
             match outcome {
                 StartOutcome::Completed => println!("`{}` is completed.", migration.name),
                 StartOutcome::Backfilled { rows } => println!(
-                    "`{}` is backfilled ({rows} rows). Deploy the application version that writes `{}`, then run `zerodown complete {}`.",
+                    "`{}` is backfilled ({rows} rows). Deploy the application version that writes {}, then run `zerodown complete {}`.",
                     migration.name,
-                    migration.add_column().column,
+                    added_columns(&migration),
                     migration.name
                 ),
             }
@@ -618,5 +618,22 @@ fn run() -> Result<()> {
             println!("`{name}` is rolled back; the name is free again.");
             Ok(())
         }
+    }
+}
+
+/// The columns a migration adds, for the line that says what to deploy: "`tier` and `plan`".
+fn added_columns(migration: &Migration) -> String {
+    let cols: Vec<String> = migration
+        .operations
+        .iter()
+        .filter_map(|op| match op {
+            zerodown::spec::Operation::AddColumn(a) => Some(format!("`{}`", a.column)),
+            _ => None,
+        })
+        .collect();
+    if cols.is_empty() {
+        "the new schema".into()
+    } else {
+        cols.join(" and ")
     }
 }

@@ -103,7 +103,13 @@ fn report(engine: &mut dyn Engine, s: StateRow) -> Result<Report> {
         }
         _ => None,
     };
-    let old_writer_inserts = match (&s.plan.objects.guard_counter, s.status) {
+    let main = s.plan.backfilled().or(s.plan.ops.first());
+    let counter = s
+        .plan
+        .ops
+        .iter()
+        .find_map(|o| o.objects.guard_counter.as_ref());
+    let old_writer_inserts = match (counter, s.status) {
         (Some(k), Status::Started | Status::Backfilled | Status::Completing) => {
             Some(engine.old_writer_count(k)?)
         }
@@ -111,8 +117,8 @@ fn report(engine: &mut dyn Engine, s: StateRow) -> Result<Report> {
     };
     Ok(Report {
         name: s.name,
-        table: s.plan.table.clone(),
-        column: s.plan.column.clone(),
+        table: main.map(|o| o.table.clone()).unwrap_or_default(),
+        column: main.map(|o| o.column.clone()).unwrap_or_default(),
         status: s.status,
         phase,
         step,

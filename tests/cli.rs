@@ -152,7 +152,7 @@ fn plan_status_and_json_formats() {
     }
     let out = zerodown(&db, &["plan", &file, "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["column"], "tier");
+    assert_eq!(v["ops"][0]["column"], "tier");
     let out = zerodown(&db, &["status"]);
     assert!(
         text(&out).contains("no migrations recorded"),

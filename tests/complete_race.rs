@@ -13,6 +13,7 @@ use std::time::Duration;
 use zerodown::engine::{
     BatchOutcome, Defaults, DriverLock, Engine, LockGuardSettings, StateRow, Status,
 };
+use zerodown::plan::OpPlan;
 use zerodown::{Error, Event, Plan, Settings};
 
 /// A real engine whose `lock_driver` first runs `before_lock` (once).
@@ -31,8 +32,12 @@ impl Engine for RollbackFirst {
     fn configure(&mut self, guard: LockGuardSettings) {
         self.inner.configure(guard)
     }
-    fn plan(&mut self, m: &zerodown::Migration) -> zerodown::Result<Plan> {
-        self.inner.plan(m)
+    fn plan_add_column(
+        &mut self,
+        m: &str,
+        add: &zerodown::spec::AddColumn,
+    ) -> zerodown::Result<Plan> {
+        self.inner.plan_add_column(m, add)
     }
     fn preflight(&mut self, s: &Settings, emit: &mut dyn FnMut(Event)) -> zerodown::Result<()> {
         self.inner.preflight(s, emit)
@@ -83,10 +88,10 @@ impl Engine for RollbackFirst {
     fn mark_step_done(&mut self, id: i64, index: usize) -> zerodown::Result<()> {
         self.inner.mark_step_done(id, index)
     }
-    fn count_null_fill(&mut self, plan: &Plan) -> zerodown::Result<i64> {
+    fn count_null_fill(&mut self, plan: &OpPlan) -> zerodown::Result<i64> {
         self.inner.count_null_fill(plan)
     }
-    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> zerodown::Result<StateRow> {
+    fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> zerodown::Result<StateRow> {
         self.inner.begin_backfill(id, plan)
     }
     fn backfill_batch(
@@ -109,8 +114,8 @@ impl Engine for RollbackFirst {
     fn old_writer_count(&mut self, key: &str) -> zerodown::Result<i64> {
         self.inner.old_writer_count(key)
     }
-    fn count_orphans(&mut self, plan: &Plan) -> zerodown::Result<i64> {
-        self.inner.count_orphans(plan)
+    fn count_orphans(&mut self, plan: &Plan, index: usize) -> zerodown::Result<i64> {
+        self.inner.count_orphans(plan, index)
     }
     fn finish(
         &mut self,

@@ -277,7 +277,7 @@ fn constant_time_and_volatile_defaults() {
             a.default = Some(def.into());
         });
         let plan = zerodown::plan(&url(&db), &m).unwrap();
-        assert!(!plan.single_step && plan.fill.is_some(), "{name}");
+        assert!(!plan.single_step && plan.ops[0].fill.is_some(), "{name}");
         start(&db, &m, &quick()).unwrap();
         complete(&db, &format!("def_{name}"), &quick()).unwrap();
         let distinct: i64 = one(

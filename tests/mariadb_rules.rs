@@ -64,7 +64,7 @@ index = true
 
 fn plan(body: &str, env: &MyEnv) -> String {
     let m = Migration::from_toml("0042_example", body, "test.toml").unwrap();
-    render_text(&build_plan(&m, &accounts(), env).unwrap())
+    render_text(&build_plan(&m.name, added(&m), &accounts(), env).unwrap())
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn defaults_are_classified_by_the_function_table() {
         ),
     ] {
         let m = Migration::from_sql("m", sql, Dialect::Mysql, "--sql").unwrap();
-        let p = build_plan(&m, &accounts(), &env(Flavour::MariaDb)).unwrap();
+        let p = build_plan(&m.name, added(&m), &accounts(), &env(Flavour::MariaDb)).unwrap();
         assert_eq!(p.single_step, single, "{sql}");
         assert!(
             p.steps
@@ -144,7 +144,7 @@ fn hostile_names_are_quoted_with_backticks() {
         "t.toml",
     )
     .unwrap();
-    let p = build_plan(&m, &schema, &env(Flavour::MariaDb)).unwrap();
+    let p = build_plan(&m.name, added(&m), &schema, &env(Flavour::MariaDb)).unwrap();
     assert!(
         p.steps[0].sql[0].sql.starts_with(
             "ALTER TABLE `acc``; DROP TABLE x; --` ADD COLUMN IF NOT EXISTS `c``x` text"
@@ -338,7 +338,7 @@ fn mysql8(version: (u32, u32, u32), row_versions: Option<u32>) -> MyEnv {
 
 fn plan_for(body: &str, env: &MyEnv) -> zerodown::plan::Plan {
     let m = Migration::from_toml("0042_example", body, "test.toml").unwrap();
-    build_plan(&m, &accounts(), env).unwrap()
+    build_plan(&m.name, added(&m), &accounts(), env).unwrap()
 }
 
 const DERIVED: &str = "[add_column]\ntable = \"accounts\"\ncolumn = \"tier\"\ntype = \"varchar(20)\"\nbackfill = \"CASE WHEN balance > 10000 THEN 'gold' ELSE 'standard' END\"\nindex = true\n";
@@ -410,7 +410,7 @@ fn mysql8_before_8_0_29_documented_not_run() {
     );
     // Older than the first instant ADD COLUMN: refused.
     let m = Migration::from_toml("m", DERIVED, "t.toml").unwrap();
-    let e = build_plan(&m, &accounts(), &mysql8((8, 0, 11), None))
+    let e = build_plan(&m.name, added(&m), &accounts(), &mysql8((8, 0, 11), None))
         .unwrap_err()
         .to_string();
     assert!(e.contains("8.0.12"), "{e}");
@@ -593,4 +593,12 @@ fn the_plan_names_the_triggers_definer() {
         "{:#?}",
         p.notes
     );
+}
+
+/// The one column a test migration adds.
+fn added(m: &Migration) -> &zerodown::spec::AddColumn {
+    match m.operations.as_slice() {
+        [zerodown::spec::Operation::AddColumn(a)] => a,
+        other => panic!("one add_column expected: {other:?}"),
+    }
 }

@@ -70,7 +70,7 @@ fn a_blocked_state_write_names_its_blocker_and_ends_on_the_lock_budget() {
         "0001_tier",
         AddColumn::new("accounts", "tier", "varchar(20)"),
     );
-    let plan = engine.plan(&m).unwrap();
+    let plan = zerodown::ops::plan(&mut engine, &m).unwrap();
     engine.ensure_state_table(&mut |_| {}).unwrap();
     let id = engine
         .insert_state("0001_tier", "{}", &plan, &mut |_| {})

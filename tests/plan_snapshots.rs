@@ -38,7 +38,7 @@ fn env(mode: &str) -> SqliteEnv {
 
 fn plan_toml(body: &str, mode: &str) -> String {
     let m = Migration::from_toml("0042_example", body, "test.toml").unwrap();
-    render_text(&build_plan(&m, &accounts(), &env(mode)).unwrap())
+    render_text(&build_plan(&m.name, added(&m), &accounts(), &env(mode)).unwrap())
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn literal_default_is_one_catalog_only_step() {
     )
     .unwrap();
     insta::assert_snapshot!(render_text(
-        &build_plan(&m, &accounts(), &env("wal")).unwrap()
+        &build_plan(&m.name, added(&m), &accounts(), &env("wal")).unwrap()
     ));
 }
 
@@ -100,6 +100,14 @@ fn plan_json_has_the_same_content() {
         "test.toml",
     )
     .unwrap();
-    let plan = build_plan(&m, &accounts(), &env("wal")).unwrap();
+    let plan = build_plan(&m.name, added(&m), &accounts(), &env("wal")).unwrap();
     insta::assert_json_snapshot!(plan);
+}
+
+/// The one column a test migration adds.
+fn added(m: &Migration) -> &zerodown::spec::AddColumn {
+    match m.operations.as_slice() {
+        [zerodown::spec::Operation::AddColumn(a)] => a,
+        other => panic!("one add_column expected: {other:?}"),
+    }
 }

@@ -588,14 +588,15 @@ fn every_step_takes_the_lock_it_claims(major: u32) {
     let mut checked = 0;
     for m in [tier, plan_ref, token] {
         let plan = zerodown::plan(&url(&db), &m).unwrap();
-        let fill = plan.fill.clone().unwrap();
+        let fill = plan.ops[0].fill.clone().unwrap();
+        let column = plan.ops[0].column.clone();
         for step in &plan.steps {
             match step.action {
                 Action::Ddl | Action::Finish => {}
                 Action::Backfill => {
                     c.batch_execute(&format!(
                         "UPDATE accounts SET {} = ({}) WHERE {} IS NULL",
-                        plan.column, fill.expr, plan.column
+                        column, fill.expr, column
                     ))
                     .unwrap();
                     continue;
@@ -884,10 +885,10 @@ fn a_failed_or_invalid_index_build_is_dropped_and_rebuilt(major: u32) {
         a.backfill = Some("lower(email)".into());
         a.index = true;
     });
-    let name = zerodown::plan(&url(&db), &ix)
-        .unwrap()
+    let name = zerodown::plan(&url(&db), &ix).unwrap().ops[0]
         .objects
         .index
+        .clone()
         .unwrap();
     start(&db, &ix, &quick()).unwrap();
     // A unique build under zerodown's index name fails on duplicates and stays INVALID.

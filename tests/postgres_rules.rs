@@ -53,7 +53,7 @@ index = true
 
 fn plan(body: &str, env: &PgEnv) -> String {
     let m = Migration::from_toml("0042_example", body, "test.toml").unwrap();
-    render_text(&build_plan(&m, &accounts(), env).unwrap())
+    render_text(&build_plan(&m.name, added(&m), &accounts(), env).unwrap())
 }
 
 #[test]
@@ -76,7 +76,13 @@ fn volatile_default_from_sql_with_unique() {
     )
     .unwrap();
     insta::assert_snapshot!(render_text(
-        &build_plan(&m, &accounts(), &env(150018, Some(DefaultKind::Volatile))).unwrap()
+        &build_plan(
+            &m.name,
+            added(&m),
+            &accounts(),
+            &env(150018, Some(DefaultKind::Volatile))
+        )
+        .unwrap()
     ));
 }
 
@@ -93,7 +99,7 @@ fn constant_and_time_defaults_are_one_catalog_only_step() {
         ),
     ] {
         let m = Migration::from_sql("0001", sql, Dialect::Postgres, "--sql").unwrap();
-        let p = build_plan(&m, &accounts(), &env(180004, Some(kind))).unwrap();
+        let p = build_plan(&m.name, added(&m), &accounts(), &env(180004, Some(kind))).unwrap();
         assert!(p.single_step, "{sql}");
         assert_eq!(p.steps.len(), 1);
         assert_eq!(p.steps[0].lock.mode, "ACCESS EXCLUSIVE");
@@ -128,7 +134,7 @@ fn hostile_names_are_quoted() {
         "t.toml",
     )
     .unwrap();
-    let p = build_plan(&m, &schema, &env(150018, None)).unwrap();
+    let p = build_plan(&m.name, added(&m), &schema, &env(150018, None)).unwrap();
     let all = p
         .steps
         .iter()
@@ -156,8 +162,8 @@ fn only_index_builds_and_their_undo_run_online() {
     .unwrap();
     let mut e = env(150018, None);
     e.schema = "my \"s\"".into();
-    let p = build_plan(&m, &schema, &e).unwrap();
-    let uq = p.objects.unique_index.unwrap();
+    let p = build_plan(&m.name, added(&m), &schema, &e).unwrap();
+    let uq = p.ops[0].objects.unique_index.clone().unwrap();
     let mut online = Vec::new();
     for step in &p.steps {
         for s in step.sql.iter().chain(&step.undo) {
@@ -192,8 +198,16 @@ fn only_index_builds_and_their_undo_run_online() {
 #[test]
 fn old_servers_are_refused_by_name() {
     let m = Migration::from_toml("m", TIER, "t.toml").unwrap();
-    let e = build_plan(&m, &accounts(), &env(120010, None))
+    let e = build_plan(&m.name, added(&m), &accounts(), &env(120010, None))
         .unwrap_err()
         .to_string();
     assert!(e.contains("PostgreSQL 12") && e.contains("13 to 18"), "{e}");
+}
+
+/// The one column a test migration adds.
+fn added(m: &Migration) -> &zerodown::spec::AddColumn {
+    match m.operations.as_slice() {
+        [zerodown::spec::Operation::AddColumn(a)] => a,
+        other => panic!("one add_column expected: {other:?}"),
+    }
 }

@@ -279,7 +279,7 @@ fn a_stored_plan_postgres_cannot_run_is_refused(major: u32) {
         "SELECT plan FROM zerodown.migrations WHERE name = '0073_other'",
     );
     let mut plan: Plan = serde_json::from_str(&stored).unwrap();
-    plan.fill = None;
+    plan.ops[0].fill = None;
     c.execute(
         "UPDATE zerodown.migrations SET plan = $1 WHERE name = '0073_other'",
         &[&serde_json::to_string(&plan).unwrap()],

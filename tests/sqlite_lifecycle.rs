@@ -279,7 +279,7 @@ fn without_rowid_table_batches_over_its_primary_key() {
         a.backfill = Some("v * 2".into());
     });
     let plan = zerodown::plan(&db.url, &m).unwrap();
-    assert_eq!(plan.fill.as_ref().unwrap().key, vec!["region", "k"]);
+    assert_eq!(plan.ops[0].fill.as_ref().unwrap().key, vec!["region", "k"]);
     db.start_with(&m, |s| s.batch_time = Some(Duration::from_micros(200)))
         .unwrap();
     assert_eq!(
@@ -417,7 +417,9 @@ fn a_changed_spec_under_a_running_name_is_refused_with_the_difference() {
     let db = TestDb::new(100);
     db.start(&tier_migration()).unwrap();
     let mut changed = tier_migration();
-    let zerodown::spec::Operation::AddColumn(a) = &mut changed.operation;
+    let Some(zerodown::spec::Operation::AddColumn(a)) = changed.operations.first_mut() else {
+        unreachable!()
+    };
     a.check = Some("tier IN ('gold', 'standard', 'silver')".into());
     let err = db.start(&changed).unwrap_err().to_string();
     assert!(
@@ -616,7 +618,9 @@ fn plan_of_a_migration_in_progress_is_the_recorded_one() {
         plan.notes
     );
     let mut changed = tier_migration();
-    let zerodown::spec::Operation::AddColumn(a) = &mut changed.operation;
+    let Some(zerodown::spec::Operation::AddColumn(a)) = changed.operations.first_mut() else {
+        unreachable!()
+    };
     a.index = false;
     let err = zerodown::plan(&db.url, &changed).unwrap_err().to_string();
     assert!(err.contains("- index = true"), "{err}");

@@ -183,7 +183,9 @@ fn run_at(
         MIGRATION_TOML,
         &format!("{MIGRATION_NAME}.toml"),
     )?;
-    let Operation::AddColumn(add) = &migration.operation;
+    let Some(Operation::AddColumn(add)) = migration.operations.first() else {
+        unreachable!("the demo's migration adds a column")
+    };
     let expr = add
         .backfill
         .clone()

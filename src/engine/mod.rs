@@ -9,10 +9,10 @@ pub mod sql_shape;
 pub mod sqlite;
 
 use crate::error::Result;
-use crate::plan::{Plan, Statement, Step};
+use crate::plan::{OpPlan, Plan, Statement, Step};
 pub use crate::run::latency::MaxLatency;
 pub use crate::run::throttle::{MaxLoad, Nice};
-use crate::spec::Migration;
+use crate::spec::AddColumn;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -268,8 +268,9 @@ pub trait Engine {
     fn defaults(&self) -> Defaults;
     /// Sets the lock guard used for zerodown's own state writes during this command.
     fn configure(&mut self, guard: LockGuardSettings);
-    /// Plans a migration against the live schema, validating it without changing anything.
-    fn plan(&mut self, migration: &Migration) -> Result<Plan>;
+    /// Plans adding one column against the live schema, validating it without changing anything:
+    /// a plan of that one operation (`crate::ops` merges the operations of a migration).
+    fn plan_add_column(&mut self, migration: &str, add: &AddColumn) -> Result<Plan>;
     /// Refuses (with what to do) when the database is not ready to start, e.g. SQLite outside WAL.
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()>;
 
@@ -300,7 +301,7 @@ pub trait Engine {
 
     /// Opens the latency canary on its own connection, for the backfill of `plan`; `None` where the
     /// engine has none.
-    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn Probe>>> {
+    fn canary(&mut self, plan: &OpPlan) -> Result<Option<Box<dyn Probe>>> {
         let _ = plan;
         Ok(None)
     }
@@ -319,9 +320,9 @@ pub trait Engine {
     fn mark_step_done(&mut self, id: i64, index: usize) -> Result<()>;
 
     /// Counts rows whose `expr` is NULL (the whole table, read-only).
-    fn count_null_fill(&mut self, plan: &Plan) -> Result<i64>;
+    fn count_null_fill(&mut self, plan: &OpPlan) -> Result<i64>;
     /// Fixes the backfill's range: the highest key now, rows to cover, and a value captured once.
-    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow>;
+    fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow>;
     fn backfill_batch(
         &mut self,
         state: &StateRow,
@@ -338,8 +339,8 @@ pub trait Engine {
     ) -> Result<i64>;
     /// The deploy-order guard's counter of INSERTs that left the new column NULL.
     fn old_writer_count(&mut self, key: &str) -> Result<i64>;
-    /// Rows whose new column references a missing parent row.
-    fn count_orphans(&mut self, plan: &Plan) -> Result<i64>;
+    /// Rows whose new column references a missing parent row, for the check step `index`.
+    fn count_orphans(&mut self, plan: &Plan, index: usize) -> Result<i64>;
     /// Runs the plan's Finish step in one transaction that also marks the migration completed.
     fn finish(
         &mut self,
@@ -369,6 +370,17 @@ pub trait DriverLock {}
 pub struct LockGuardSettings {
     pub timeout: Duration,
     pub budget: Duration,
+}
+
+/// The operation a migration's backfill fills (a migration holds at most one): a stored plan with
+/// backfill steps but no fill is refused, never run by guesswork.
+pub fn backfilled(plan: &Plan) -> Result<&OpPlan> {
+    plan.backfilled().ok_or_else(|| {
+        crate::error::Error::Refused(format!(
+            "the stored plan of `{}` has backfill steps but no column to fill: it cannot run; nothing was changed",
+            plan.migration
+        ))
+    })
 }
 
 /// Opens the engine a URL names.

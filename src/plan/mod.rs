@@ -9,6 +9,7 @@ mod steps;
 pub use build::{Decided, DefaultKind, FillPlan, PlanInput, Volatility, classify_default, decide};
 pub use render::render_text;
 pub use statement::{PLAN_FORMAT, Run, Statement};
+// (format 2: a plan holds several operations, `ops`, and each step names its own.)
 
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +109,9 @@ pub enum Action {
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
+    /// The operation it belongs to: an index into [`Plan::ops`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub op: usize,
     pub phase: Phase,
     pub action: Action,
     /// One line: what the step does.
@@ -127,31 +131,41 @@ pub struct Step {
     pub undo_cost: Option<Cost>,
 }
 
-/// The whole plan for one migration on one database.
+/// The whole plan for one migration on one database: its operations' steps in one lifecycle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// [`PLAN_FORMAT`] when this zerodown wrote it; 0 (absent) for plans of versions before typed
-    /// statements.
+    /// [`PLAN_FORMAT`] when this zerodown wrote it; older formats are refused, never guessed at.
     #[serde(default)]
     pub format: u32,
     pub migration: String,
     /// Engine and version, e.g. "SQLite 3.54.1".
     pub engine: String,
+    /// True when every operation is one catalog-only statement: `start` completes the migration.
+    pub single_step: bool,
+    /// Facts and warnings the user should read before starting (journal mode, busy timeouts, …).
+    pub notes: Vec<String>,
+    /// The operations, in the migration's order; each step names its own by index.
+    pub ops: Vec<OpPlan>,
+    pub steps: Vec<Step>,
+}
+
+/// What one operation is about: its table, its column (or index), and what the executors of its
+/// data steps need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpPlan {
+    /// The operation's kind, as the migration file writes it (`add_column`, `create_index`, …).
+    pub kind: String,
     /// The table's schema, where the engine has schemas (PostgreSQL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     pub table: String,
+    /// The column it adds or changes; for an index, the index's name.
     pub column: String,
-    /// True when the whole migration is one catalog-only statement.
-    pub single_step: bool,
-    /// Facts and warnings the user should read before starting (journal mode, busy timeouts, …).
-    pub notes: Vec<String>,
-    /// How the new column is filled, when it is.
+    /// How a new column is filled, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fill: Option<FillPlan>,
     /// Names of zerodown's objects: triggers, constraints, indexes, counter key.
     pub objects: Objects,
-    pub steps: Vec<Step>,
 }
 
 /// Names of what zerodown creates, so rollback and hygiene checks know them.
@@ -170,7 +184,34 @@ pub struct Objects {
     pub guard_counter: Option<String>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Plan {
+    /// The operation step `index` belongs to.
+    pub fn op_of(&self, index: usize) -> &OpPlan {
+        &self.ops[self.steps[index].op]
+    }
+
+    /// The one operation whose new column is backfilled, if any: a migration holds at most one
+    /// (the state row keeps one backfill cursor).
+    pub fn backfilled(&self) -> Option<&OpPlan> {
+        self.ops.iter().find(|o| o.fill.is_some())
+    }
+
+    /// The columns the migration adds, quoted for messages: "`tier` and `plan`"; `None` when it
+    /// adds none.
+    pub fn added_columns(&self) -> Option<String> {
+        let cols: Vec<String> = self
+            .ops
+            .iter()
+            .filter(|o| o.kind == "add_column")
+            .map(|o| format!("`{}`", o.column))
+            .collect();
+        (!cols.is_empty()).then(|| cols.join(" and "))
+    }
+
     /// Index of the first step that `complete` drives (== steps.len() when there is none).
     pub fn first_complete_step(&self) -> usize {
         self.steps

@@ -5,11 +5,28 @@ use std::fmt::Write;
 
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Plan for `{}`: add column `{}` to `{}` on {}",
-        plan.migration, plan.column, plan.table, plan.engine
-    );
+    match plan.ops.as_slice() {
+        [op] if op.kind == "add_column" => {
+            let _ = writeln!(
+                out,
+                "Plan for `{}`: add column `{}` to `{}` on {}",
+                plan.migration, op.column, op.table, plan.engine
+            );
+        }
+        ops => {
+            let _ = writeln!(out, "Plan for `{}` on {}:", plan.migration, plan.engine);
+            for (i, op) in ops.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "  {}. {} `{}` on `{}`",
+                    i + 1,
+                    op.kind.replace('_', " "),
+                    op.column,
+                    op.table
+                );
+            }
+        }
+    }
     if plan.single_step {
         let _ = writeln!(
             out,
@@ -24,8 +41,10 @@ pub fn render_text(plan: &Plan) -> String {
         if i == first_complete && i > 0 {
             let _ = writeln!(
                 out,
-                "\n-- `zerodown start` stops here. Deploy the application version that writes `{}`, then `zerodown complete {}` --",
-                plan.column, plan.migration
+                "\n-- `zerodown start` stops here. Deploy the application version that writes {}, then `zerodown complete {}` --",
+                plan.added_columns()
+                    .unwrap_or_else(|| "the new schema".into()),
+                plan.migration
             );
         }
         let _ = writeln!(out, "\n{:>2}. [{}] {}", i + 1, s.phase.label(), s.summary);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The format of a stored plan. A state row whose plan has another format was written by another
 /// zerodown version and is refused with a clear message rather than run in a way it never meant.
-pub const PLAN_FORMAT: u32 = 1;
+pub const PLAN_FORMAT: u32 = 2;
 
 /// One statement of a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -31,6 +31,7 @@ impl Step {
         reason: &str,
     ) -> Step {
         Step {
+            op: 0,
             phase,
             action,
             summary,

@@ -42,7 +42,7 @@ pub fn run(
     guard: &LockGuardSettings,
     ctx: &mut Ctx,
 ) -> Result<()> {
-    let mut state = engine.begin_backfill(state.id, &state.plan)?;
+    let mut state = engine.begin_backfill(state.id, crate::engine::backfilled(&state.plan)?)?;
     let defaults = engine.defaults();
     let target = ctx.settings.batch_time.unwrap_or(defaults.batch_time);
     let total = state.rows_total.unwrap_or(0);

@@ -67,7 +67,7 @@ impl LatencyGuard {
         if setting == MaxLatency::Off {
             return Ok(None);
         }
-        let probe = match engine.canary(plan) {
+        let probe = match engine.canary(crate::engine::backfilled(plan)?) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(None),
             Err(e) => {

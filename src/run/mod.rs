@@ -10,7 +10,7 @@ pub mod throttle;
 
 use crate::engine::{Engine, Event, LockGuardSettings, Settings, StateRow, Status};
 use crate::error::{Error, Result};
-use crate::plan::{Action, Cost, PLAN_FORMAT, Phase, Plan};
+use crate::plan::{Action, Cost, OpPlan, PLAN_FORMAT, Phase, Plan};
 use crate::spec::Migration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -147,8 +147,13 @@ pub fn start(
                 }
                 Status::Backfilled => {
                     (ctx.emit)(Event::Note(format!(
-                        "`{}` is already backfilled; deploy the application version that writes `{}`, then run `zerodown complete {}`",
-                        migration.name, state.plan.column, migration.name
+                        "`{}` is already backfilled; deploy the application version that writes {}, then run `zerodown complete {}`",
+                        migration.name,
+                        state
+                            .plan
+                            .added_columns()
+                            .unwrap_or_else(|| "the new schema".into()),
+                        migration.name
                     )));
                     return Ok(StartOutcome::Backfilled {
                         rows: state.rows_done,
@@ -177,7 +182,7 @@ pub fn start(
             }
         }
         None => {
-            let plan = engine.plan(migration)?;
+            let plan = crate::ops::plan(engine, migration)?;
             if !plan.single_step {
                 engine.preflight(ctx.settings, ctx.emit)?;
             }
@@ -226,7 +231,7 @@ fn run_check(
         step: plan.steps[index].clone(),
     });
     if action == Action::NullPreflight {
-        null_preflight(engine, plan)?;
+        null_preflight(engine, plan.op_of(index))?;
     }
     (ctx.emit)(Event::StepDone {
         index,
@@ -236,7 +241,7 @@ fn run_check(
 }
 
 /// A NOT NULL column whose fill value is NULL for some existing rows could never complete.
-fn null_preflight(engine: &mut dyn Engine, plan: &Plan) -> Result<()> {
+fn null_preflight(engine: &mut dyn Engine, plan: &OpPlan) -> Result<()> {
     let n = engine.count_null_fill(plan)?;
     if n > 0 {
         return Err(Error::Refused(format!(
@@ -300,7 +305,7 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
         let started = Instant::now();
         match step.action {
             Action::NullPreflight => {
-                null_preflight(engine, &state.plan)?;
+                null_preflight(engine, state.plan.op_of(index))?;
                 engine.mark_step_done(id, index)?;
             }
             Action::Ddl => engine.run_ddl(id, index, &step.sql, &guard, ctx.emit)?,
@@ -309,26 +314,28 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
                 engine.mark_step_done(id, index)?;
             }
             Action::QuietPeriod => {
-                quiet_period(engine, &state, ctx)?;
+                quiet_period(engine, state.plan.op_of(index), ctx)?;
                 engine.mark_step_done(id, index)?;
             }
             Action::NullSweep => {
-                let state = engine.begin_backfill(id, &state.plan)?;
+                let op = state.plan.op_of(index).clone();
+                let state = engine.begin_backfill(id, &op)?;
                 let left = engine.sweep_nulls(&state, &guard, ctx.emit)?;
                 if left > 0 {
                     return Err(Error::Refused(format!(
                         "{left} row(s) of `{}` still have `{}` NULL (the expression yields NULL for them), so NOT NULL cannot go on; fix those rows and run complete again, or roll back",
-                        state.plan.table, state.plan.column
+                        op.table, op.column
                     )));
                 }
                 engine.mark_step_done(id, index)?;
             }
             Action::ForeignKeyCheck => {
-                let orphans = engine.count_orphans(&state.plan)?;
+                let orphans = engine.count_orphans(&state.plan, index)?;
                 if orphans > 0 {
+                    let op = state.plan.op_of(index);
                     return Err(Error::Refused(format!(
                         "{orphans} row(s) of `{}` have a `{}` that points at no row of the referenced table; fix them and run complete again, or roll back",
-                        state.plan.table, state.plan.column
+                        op.table, op.column
                     )));
                 }
                 engine.mark_step_done(id, index)?;
@@ -350,8 +357,8 @@ fn drive(engine: &mut dyn Engine, id: i64, end: usize, ctx: &mut Ctx) -> Result<
 }
 
 /// The deploy-order guard: the old-writer counter must stand still for the whole quiet period.
-fn quiet_period(engine: &mut dyn Engine, state: &StateRow, ctx: &mut Ctx) -> Result<()> {
-    let Some(key) = state.plan.objects.guard_counter.clone() else {
+fn quiet_period(engine: &mut dyn Engine, op: &OpPlan, ctx: &mut Ctx) -> Result<()> {
+    let Some(key) = op.objects.guard_counter.clone() else {
         return Ok(());
     };
     let period = ctx
@@ -361,7 +368,7 @@ fn quiet_period(engine: &mut dyn Engine, state: &StateRow, ctx: &mut Ctx) -> Res
     let first = engine.old_writer_count(&key)?;
     (ctx.emit)(Event::Note(format!(
         "watching for INSERTs that leave `{}` NULL for {} (old-writer count so far: {first})",
-        state.plan.column,
+        op.column,
         humantime::format_duration(period)
     )));
     let until = Instant::now() + period;
@@ -380,9 +387,9 @@ fn quiet_period(engine: &mut dyn Engine, state: &StateRow, ctx: &mut Ctx) -> Res
         let msg = format!(
             "{} INSERT(s) left `{}` NULL during the last {}: an application version that does not write `{}` is still running; deploy the version that writes it and run complete again (or --force to complete anyway)",
             last - first,
-            state.plan.column,
+            op.column,
             humantime::format_duration(period),
-            state.plan.column
+            op.column
         );
         if ctx.settings.force {
             (ctx.emit)(Event::Note(format!("--force: {msg}")));

@@ -1,16 +1,19 @@
 //! Migrations as data: what the user asked for, independent of any database.
 //!
-//! A migration comes from a TOML file (`[add_column]`) or from one `ALTER TABLE … ADD COLUMN` statement;
-//! both produce the same [`AddColumn`]. Nothing here talks to a database.
+//! A migration is a list of [`Operation`]s. It comes from a TOML file (`[add_column]`,
+//! `[[create_index]]`, …) or from one `ALTER TABLE … ADD COLUMN` statement. Nothing here talks to a
+//! database.
 
 mod data_type;
 mod expr;
+mod operation;
 mod reference;
 mod sql;
 mod toml_file;
 
 pub use data_type::render_data_type;
 pub use expr::{ExprInfo, analyze_expr};
+pub use operation::{CreateIndex, DropDefault, Operation, SetDefault};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -24,18 +27,11 @@ pub enum Dialect {
     Mysql,
 }
 
-/// A named migration holding one operation.
+/// A named migration: an ordered list of operations, possibly on several tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Migration {
     pub name: String,
-    pub operation: Operation,
-}
-
-/// What a migration does. Only adding a column exists so far.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    AddColumn(AddColumn),
+    pub operations: Vec<Operation>,
 }
 
 /// A new column, with everything it should have once the migration completes.
@@ -90,7 +86,7 @@ impl Migration {
     pub fn adding(name: &str, add: AddColumn) -> Migration {
         Migration {
             name: name.into(),
-            operation: Operation::AddColumn(add),
+            operations: vec![Operation::AddColumn(add)],
         }
     }
 }
@@ -100,14 +96,16 @@ impl Migration {
     /// no statement, not even a probe during `plan`, ever holds the user's raw type text.
     pub fn rendered_for(&self, dialect: Dialect) -> Result<Migration, SpecError> {
         let mut m = self.clone();
-        match &mut m.operation {
-            Operation::AddColumn(a) => a.data_type = render_data_type(&a.data_type, dialect)?,
+        for op in &mut m.operations {
+            if let Operation::AddColumn(a) = op {
+                a.data_type = render_data_type(&a.data_type, dialect)?;
+            }
         }
         Ok(m)
     }
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 
@@ -230,12 +228,13 @@ impl Migration {
         }
     }
 
-    /// Parses the text of a TOML migration (`[add_column]` table). `source_name` labels errors.
+    /// Parses the text of a TOML migration (one table per operation, `[add_column]`,
+    /// `[[create_index]]`, …, run in file order). `source_name` labels errors.
     pub fn from_toml(name: &str, text: &str, source_name: &str) -> Result<Migration, SpecError> {
         validate_name(name)?;
         Ok(Migration {
             name: name.to_string(),
-            operation: Operation::AddColumn(toml_file::parse(text, source_name)?),
+            operations: toml_file::parse(text, source_name)?,
         })
     }
 
@@ -250,20 +249,13 @@ impl Migration {
         validate_name(name)?;
         Ok(Migration {
             name: name.to_string(),
-            operation: Operation::AddColumn(sql::parse(sql, dialect, source_name)?),
+            operations: vec![Operation::AddColumn(sql::parse(sql, dialect, source_name)?)],
         })
     }
 
-    /// The operation as canonical TOML text: what is stored, and what a changed spec is diffed against.
+    /// The operations as canonical TOML text: what is stored, and what a changed spec is diffed against.
     pub fn canonical_toml(&self) -> String {
-        toml_file::canonical(self.add_column())
-    }
-
-    /// The add-column operation (the only one so far).
-    pub fn add_column(&self) -> &AddColumn {
-        match &self.operation {
-            Operation::AddColumn(a) => a,
-        }
+        toml_file::canonical(&self.operations)
     }
 }
 
@@ -417,7 +409,7 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(
             json,
-            r#"{"name":"m","operation":{"add_column":{"table":"t","column":"c","type":"int","references":"p(id)"}}}"#
+            r#"{"name":"m","operations":[{"add_column":{"table":"t","column":"c","type":"int","references":"p(id)"}}]}"#
         );
         assert_eq!(serde_json::from_str::<Migration>(&json).unwrap(), m);
     }
@@ -504,7 +496,7 @@ mod tests {
                 index: false,
                 references: references.map(|(table, column)| Reference { table, column }),
             };
-            prop_assert_eq!(m.add_column(), &expected);
+            prop_assert_eq!(&m.operations, &vec![Operation::AddColumn(expected)]);
             prop_assert_eq!(Migration::from_toml("m", &m.canonical_toml(), "stored").unwrap(), m);
         }
 

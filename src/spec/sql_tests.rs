@@ -5,8 +5,9 @@ use crate::spec::{Migration, Operation};
 
 fn add(sql: &str, dialect: Dialect) -> AddColumn {
     match Migration::from_sql("m", sql, dialect, "m.sql") {
-        Ok(m) => match m.operation {
-            Operation::AddColumn(a) => a,
+        Ok(m) => match m.operations.as_slice() {
+            [Operation::AddColumn(a)] => a.clone(),
+            other => panic!("{sql}: one add_column expected, got {other:?}"),
         },
         Err(e) => panic!("{sql}: {e}"),
     }

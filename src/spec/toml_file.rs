@@ -1,10 +1,12 @@
-//! The TOML form of a migration: one `[add_column]` table.
+//! The TOML form of a migration: one table per operation, `[kind]` or `[[kind]]`, in file order.
 //!
 //! Read through `toml`'s spanned document (not serde derive) so that every refusal can point at the
 //! line and column of the key or value it is about, in words of our own.
 
-use super::{AddColumn, Reference, SpecError, invalid_at, line_col};
-use serde::Serialize;
+use super::{
+    AddColumn, CreateIndex, DropDefault, Operation, Reference, SetDefault, SpecError, invalid_at,
+    line_col,
+};
 use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -90,8 +92,11 @@ fn what_to_write(key: &str) -> &'static str {
     }
 }
 
-/// Parses a TOML migration into its operation.
-pub(super) fn parse(text: &str, source: &str) -> Result<AddColumn, SpecError> {
+/// The operation kinds a TOML migration may hold, each as `[kind]` or, for several, `[[kind]]`.
+const KINDS: [&str; 4] = ["add_column", "create_index", "set_default", "drop_default"];
+
+/// Parses a TOML migration into its operations, in the order the file writes them.
+pub(super) fn parse(text: &str, source: &str) -> Result<Vec<Operation>, SpecError> {
     let doc = Doc { text, source };
     let root = DeTable::parse(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
@@ -103,101 +108,187 @@ pub(super) fn parse(text: &str, source: &str) -> Result<AddColumn, SpecError> {
         }
     })?;
 
-    let mut add = None;
+    let mut found: Vec<(usize, Operation)> = Vec::new();
     for (key, value) in in_file_order(root.get_ref()) {
-        if key.get_ref().as_ref() != "add_column" {
+        let kind = key.get_ref().as_ref();
+        if !KINDS.contains(&kind) {
             return Err(doc.invalid(
                 key.span(),
                 &format!(
-                    "unknown key `{}`: a migration file holds one [add_column] table and nothing else",
-                    key.get_ref()
+                    "unknown key `{kind}`: a migration file holds operation tables and nothing else: {}",
+                    kinds_list()
                 ),
             ));
         }
         match value.get_ref() {
-            DeValue::Table(table) => add = Some((table, key.span())),
-            DeValue::Array(_) => {
-                return Err(doc.invalid(
-                    key.span(),
-                    "[[add_column]] is a list: write exactly one [add_column] table; one migration adds one column",
-                ));
+            DeValue::Table(table) => {
+                found.push((key.span().start, doc.operation(kind, table, key.span())?))
+            }
+            DeValue::Array(items) => {
+                for item in items {
+                    let DeValue::Table(table) = item.get_ref() else {
+                        return Err(doc.invalid(
+                            item.span(),
+                            &format!("each `{kind}` must be a table: write [[{kind}]]"),
+                        ));
+                    };
+                    found.push((item.span().start, doc.operation(kind, table, item.span())?));
+                }
             }
             other => {
                 return Err(doc.invalid(
                     value.span(),
                     &format!(
-                        "`add_column` must be a table, not {}; write:\n\n{EXAMPLE}",
+                        "`{kind}` must be a table, not {}; write:\n\n{EXAMPLE}",
                         article(other.type_str())
                     ),
                 ));
             }
         }
     }
-    let Some((table, header)) = add else {
+    if found.is_empty() {
         return Err(SpecError::Invalid(format!(
-            "{}no [add_column] table: a TOML migration must contain one, like this:\n\n{EXAMPLE}",
-            super::location(source, None, None)
+            "{}no operation: a TOML migration holds at least one operation table ({}), like this:\n\n{EXAMPLE}",
+            super::location(source, None, None),
+            kinds_list()
         )));
-    };
+    }
+    found.sort_by_key(|(at, _)| *at);
+    Ok(found.into_iter().map(|(_, op)| op).collect())
+}
 
-    let mut out = AddColumn {
-        table: String::new(),
-        column: String::new(),
-        data_type: String::new(),
-        not_null: false,
-        default: None,
-        backfill: None,
-        check: None,
-        unique: false,
-        index: false,
-        references: None,
-    };
-    let mut seen = [false; 3];
-    for (key, value) in in_file_order(table) {
-        let name = key.get_ref().as_ref();
-        match name {
-            "table" => (out.table, seen[0]) = (doc.string(name, value)?, true),
-            "column" => (out.column, seen[1]) = (doc.string(name, value)?, true),
-            "type" => (out.data_type, seen[2]) = (doc.string(name, value)?, true),
-            "not_null" => out.not_null = doc.boolean(name, value)?,
-            "unique" => out.unique = doc.boolean(name, value)?,
-            "index" => out.index = doc.boolean(name, value)?,
-            "default" => out.default = Some(doc.string(name, value)?),
-            "backfill" => out.backfill = Some(doc.string(name, value)?),
-            "check" => out.check = Some(doc.string(name, value)?),
-            "references" => {
-                let text = doc.string(name, value)?;
-                let reference = Reference::parse(&text)
-                    .map_err(|e| doc.invalid(value.span(), &e.to_string()))?;
-                out.references = Some(reference);
-            }
-            _ => {
-                return Err(doc.invalid(
+fn kinds_list() -> String {
+    KINDS
+        .iter()
+        .map(|k| format!("[{k}]"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The keys each kind accepts, required ones first, in the order they are documented.
+fn keys_of(kind: &str) -> (&'static [&'static str], usize) {
+    match kind {
+        "add_column" => (&KEYS, 3),
+        "create_index" => (&["table", "name", "columns", "unique"], 3),
+        "set_default" => (&["table", "column", "default"], 3),
+        _ => (&["table", "column"], 2),
+    }
+}
+
+impl Doc<'_> {
+    /// One operation table: unknown keys and missing required ones are named, with the allowed ones.
+    fn operation(
+        &self,
+        kind: &str,
+        table: &DeTable<'_>,
+        header: Range<usize>,
+    ) -> Result<Operation, SpecError> {
+        let (keys, required) = keys_of(kind);
+        let mut values: Vec<Option<&Spanned<DeValue<'_>>>> = vec![None; keys.len()];
+        for (key, value) in in_file_order(table) {
+            let name = key.get_ref().as_ref();
+            let Some(i) = keys.iter().position(|k| *k == name) else {
+                return Err(self.invalid(
                     key.span(),
                     &format!(
-                        "unknown key `{name}` in [add_column]; allowed keys: {}",
-                        KEYS.join(", ")
+                        "unknown key `{name}` in [{kind}]; allowed keys: {}",
+                        keys.join(", ")
                     ),
                 ));
-            }
+            };
+            values[i] = Some(value);
         }
+        let missing: Vec<String> = keys[..required]
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| format!("`{k}`"))
+            .collect();
+        if !missing.is_empty() {
+            let all: Vec<String> = keys[..required].iter().map(|k| format!("`{k}`")).collect();
+            return Err(self.invalid(
+                header,
+                &format!(
+                    "[{kind}] is missing {}: {} are required{}",
+                    missing.join(", "),
+                    all.join(", "),
+                    if kind == "add_column" {
+                        format!(", like this:\n\n{EXAMPLE}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        let get = |key: &str| keys.iter().position(|k| *k == key).and_then(|i| values[i]);
+        let text = |key: &str| -> Result<String, SpecError> {
+            match get(key) {
+                Some(v) => self.string(key, v),
+                None => Ok(String::new()),
+            }
+        };
+        let flag = |key: &str| -> Result<bool, SpecError> {
+            get(key).map_or(Ok(false), |v| self.boolean(key, v))
+        };
+        let optional = |key: &str| -> Result<Option<String>, SpecError> {
+            get(key).map(|v| self.string(key, v)).transpose()
+        };
+        Ok(match kind {
+            "add_column" => Operation::AddColumn(AddColumn {
+                table: text("table")?,
+                column: text("column")?,
+                data_type: text("type")?,
+                not_null: flag("not_null")?,
+                default: optional("default")?,
+                backfill: optional("backfill")?,
+                check: optional("check")?,
+                unique: flag("unique")?,
+                index: flag("index")?,
+                references: match get("references") {
+                    Some(v) => Some(
+                        Reference::parse(&self.string("references", v)?)
+                            .map_err(|e| self.invalid(v.span(), &e.to_string()))?,
+                    ),
+                    None => None,
+                },
+            }),
+            "create_index" => Operation::CreateIndex(CreateIndex {
+                table: text("table")?,
+                name: text("name")?,
+                columns: self.strings("columns", get("columns").expect("required"))?,
+                unique: flag("unique")?,
+            }),
+            "set_default" => Operation::SetDefault(SetDefault {
+                table: text("table")?,
+                column: text("column")?,
+                default: text("default")?,
+            }),
+            _ => Operation::DropDefault(DropDefault {
+                table: text("table")?,
+                column: text("column")?,
+            }),
+        })
     }
-    let missing: Vec<String> = KEYS[..3]
-        .iter()
-        .zip(seen)
-        .filter(|(_, seen)| !seen)
-        .map(|(k, _)| format!("`{k}`"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(doc.invalid(
-            header,
-            &format!(
-                "[add_column] is missing {}: `table`, `column` and `type` are required, like this:\n\n{EXAMPLE}",
-                missing.join(", ")
-            ),
-        ));
+
+    /// A non-empty list of non-empty strings.
+    fn strings(&self, key: &str, value: &Spanned<DeValue<'_>>) -> Result<Vec<String>, SpecError> {
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(self.invalid(
+                value.span(),
+                &format!(
+                    "`{key}` must be a list of column names, e.g. [\"email\"], not {}",
+                    article(value.get_ref().type_str())
+                ),
+            ));
+        };
+        if items.is_empty() {
+            return Err(self.invalid(
+                value.span(),
+                &format!("`{key}` is empty: name at least one column, e.g. [\"email\"]"),
+            ));
+        }
+        items.iter().map(|item| self.string(key, item)).collect()
     }
-    Ok(out)
 }
 
 /// Entries as they appear in the file, so the first problem reported is the first one written.
@@ -212,14 +303,28 @@ fn in_file_order<'t, 'i>(
     entries
 }
 
-/// The operation as TOML; serde writes the fields in declaration order and leaves unset ones out.
-pub(super) fn canonical(add: &AddColumn) -> String {
-    #[derive(Serialize)]
-    struct File<'a> {
-        add_column: &'a AddColumn,
-    }
-    toml::to_string(&File { add_column: add })
-        .expect("an AddColumn holds only strings and booleans, which TOML always represents")
+/// The operations as TOML, in order; serde writes the fields in declaration order and leaves unset
+/// ones out. One operation is written `[kind]`, several `[[kind]]` each (valid TOML, read back in
+/// the same order).
+pub(super) fn canonical(operations: &[Operation]) -> String {
+    let texts: Vec<String> = operations
+        .iter()
+        .map(|op| {
+            let text = toml::to_string(op).expect(
+                "an operation holds only strings, lists and booleans, which TOML represents",
+            );
+            if operations.len() == 1 {
+                text
+            } else {
+                text.replacen(
+                    &format!("[{}]", op.kind()),
+                    &format!("[[{}]]", op.kind()),
+                    1,
+                )
+            }
+        })
+        .collect();
+    texts.join("\n")
 }
 
 #[cfg(test)]
@@ -228,7 +333,13 @@ mod tests {
     use super::*;
 
     fn parse_ok(text: &str) -> AddColumn {
-        parse(text, "m.toml").unwrap_or_else(|e| panic!("{e}"))
+        match parse(text, "m.toml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .as_slice()
+        {
+            [Operation::AddColumn(a)] => a.clone(),
+            other => panic!("one add_column expected: {other:?}"),
+        }
     }
 
     fn parse_err(text: &str) -> SpecError {
@@ -318,18 +429,67 @@ references = "plans(id)"
         let err = parse_err("name = \"x\"\n[add_column]\ntable = \"t\"\n");
         let msg = err.to_string();
         assert!(msg.contains("unknown key `name`"), "{msg}");
-        assert!(msg.contains("one [add_column] table"), "{msg}");
+        assert!(
+            msg.contains("holds operation tables and nothing else: [add_column], [create_index]"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn several_operations_keep_the_file_order() {
+        let text = "[[add_column]]\ntable = \"a\"\ncolumn = \"x\"\ntype = \"int\"\n\n[[create_index]]\ntable = \"a\"\nname = \"a_x\"\ncolumns = [\"x\"]\n\n[[add_column]]\ntable = \"b\"\ncolumn = \"y\"\ntype = \"text\"\n\n[drop_default]\ntable = \"b\"\ncolumn = \"z\"\n";
+        let ops = parse(text, "m.toml").unwrap();
+        let kinds: Vec<String> = ops
+            .iter()
+            .map(|o| format!("{} {}", o.kind(), o.table()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "add_column a",
+                "create_index a",
+                "add_column b",
+                "drop_default b"
+            ]
+        );
+        let m = Migration {
+            name: "m".into(),
+            operations: ops,
+        };
+        let canonical = m.canonical_toml();
+        assert_eq!(
+            Migration::from_toml("m", &canonical, "stored").unwrap(),
+            m,
+            "{canonical}"
+        );
+        let msg =
+            parse_err("[create_index]\ntable = \"a\"\nname = \"i\"\ncolumns = []\n").to_string();
+        assert!(msg.contains("`columns` is empty"), "{msg}");
+        let msg =
+            parse_err("[create_index]\ntable = \"a\"\nname = \"i\"\ncolumns = \"x\"\n").to_string();
+        assert!(msg.contains("must be a list of column names"), "{msg}");
+        let msg = parse_err("[set_default]\ntable = \"a\"\ncolumn = \"c\"\n").to_string();
+        assert!(
+            msg.starts_with("m.toml:1:2: [set_default] is missing `default`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_add_column_shows_an_example() {
         for text in ["", "# nothing\n"] {
             let msg = parse_err(text).to_string();
-            assert!(msg.contains("no [add_column] table"), "{msg}");
+            assert!(
+                msg.contains("no operation: a TOML migration holds at least one"),
+                "{msg}"
+            );
             assert!(msg.contains("table    = \"users\""), "{msg}");
         }
         let msg = parse_err("[[add_column]]\ntable = \"t\"\n").to_string();
-        assert!(msg.contains("exactly one [add_column]"), "{msg}");
+        assert!(
+            msg.contains("[add_column] is missing `column`, `type`"),
+            "{msg}"
+        );
         let msg = parse_err("add_column = 3\n").to_string();
         assert!(msg.contains("must be a table, not an integer"), "{msg}");
     }
@@ -394,7 +554,7 @@ references = "plans(id)"
 
         let tricky = Migration {
             name: "x".into(),
-            operation: super::super::Operation::AddColumn(AddColumn {
+            operations: vec![super::super::Operation::AddColumn(AddColumn {
                 table: "My \"Users\"".into(),
                 column: "c'ol\\\n".into(),
                 data_type: "varchar(20)".into(),
@@ -408,7 +568,7 @@ references = "plans(id)"
                     table: "Plans".into(),
                     column: None,
                 }),
-            }),
+            })],
         };
         let text = tricky.canonical_toml();
         assert_eq!(

@@ -5,7 +5,7 @@ use super::guard::whole_seconds;
 use super::{MySql, STATE_TABLE, quote, quote_list, rules};
 use crate::engine::{BatchOutcome, Event, KeyValue, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::OpPlan;
 use mysql::prelude::Queryable;
 use mysql::{Row, Value};
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ impl MySql {
         self.with_conn("setting up the backfill session", |c| c.query_drop(&sql))
     }
 
-    pub(super) fn fill_update_sql(plan: &Plan, on_update: &[String], limit: bool) -> String {
+    pub(super) fn fill_update_sql(plan: &OpPlan, on_update: &[String], limit: bool) -> String {
         let fill = plan.fill.as_ref().expect("a fill plan");
         let c = quote(&plan.column);
         let keep: String = on_update
@@ -71,7 +71,7 @@ impl MySql {
         )
     }
 
-    pub(super) fn count_null_fill_rows(&mut self, plan: &Plan) -> Result<i64> {
+    pub(super) fn count_null_fill_rows(&mut self, plan: &OpPlan) -> Result<i64> {
         let fill = plan.fill.as_ref().expect("a fill plan");
         let sql = format!(
             "SELECT count(*) FROM {} WHERE ({}) IS NULL",
@@ -84,7 +84,7 @@ impl MySql {
         Ok(n.unwrap_or(0))
     }
 
-    pub(super) fn fix_backfill_range(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+    pub(super) fn fix_backfill_range(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow> {
         let state = self.state(id)?;
         let guard = self.guard;
         self.backfill_session(&guard)?;
@@ -131,7 +131,7 @@ impl MySql {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<BatchOutcome> {
-        let plan = &state.plan;
+        let plan = crate::engine::backfilled(&state.plan)?;
         let hi = state.hi.clone().unwrap_or_default();
         let started = Instant::now();
         if hi.is_empty() {
@@ -241,7 +241,7 @@ impl MySql {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
-        let plan = &state.plan;
+        let plan = crate::engine::backfilled(&state.plan)?;
         let on_update = self.on_update_columns(&plan.table)?;
         let sql = Self::fill_update_sql(plan, &on_update, true);
         let table = plan.table.clone();

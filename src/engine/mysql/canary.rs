@@ -5,7 +5,7 @@ use super::error::message;
 use super::{MySql, quote, quote_list};
 use crate::engine::Probe;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::OpPlan;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Statement};
 
@@ -29,7 +29,7 @@ impl Probe for MyProbe {
 
 /// Opens the canary's connection. Its waits for a metadata lock are bounded: a table locked for
 /// seconds shows as a slow probe, never a stuck one.
-pub fn open(my: &MySql, plan: &Plan) -> Result<Option<Box<dyn Probe>>> {
+pub fn open(my: &MySql, plan: &OpPlan) -> Result<Option<Box<dyn Probe>>> {
     let Some(fill) = &plan.fill else {
         return Ok(None);
     };

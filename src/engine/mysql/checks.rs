@@ -26,16 +26,17 @@ impl MySql {
 
     /// The key was added with foreign_key_checks=0: count existing orphans with the plan's own query,
     /// in keyset batches of 10,000 rows (short consistent reads, no long-lived read view).
-    pub(super) fn count_orphan_rows(&mut self, plan: &Plan) -> Result<i64> {
+    pub(super) fn count_orphan_rows(&mut self, plan: &Plan, index: usize) -> Result<i64> {
         let Some(sql) = plan
             .steps
-            .iter()
-            .find(|s| s.action == Action::ForeignKeyCheck)
+            .get(index)
+            .filter(|s| s.action == Action::ForeignKeyCheck)
             .and_then(|s| s.sql.first())
             .map(|s| s.sql.clone())
         else {
             return Ok(0);
         };
+        let plan = plan.op_of(index);
         let (schema, _) = self.table_schema(&plan.table)?;
         if schema.key.len() != 1 {
             let n: Option<i64> = self

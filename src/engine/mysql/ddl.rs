@@ -9,7 +9,7 @@ use super::guard::{Attempt, Guarded, Waiting, guarded_sql};
 use super::{Flavour, MySql, STATE_TABLE, mysql8, quote};
 use crate::engine::{Event, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Run, Statement};
+use crate::plan::{Run, Statement};
 use mysql::prelude::Queryable;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ impl MySql {
     pub(super) fn ddl(
         &mut self,
         stmt: &Statement,
-        plan: &Plan,
+        table: &str,
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
@@ -31,7 +31,7 @@ impl MySql {
         let mut stmt = stmt.clone();
         let action = Guarded {
             waiting: Waiting::Statement(stmt.sql.clone()),
-            table: &plan.table,
+            table,
             drives: true,
         };
         let timeout = guard.timeout;
@@ -107,7 +107,7 @@ impl MySql {
     ) -> Result<()> {
         let plan = self.state(id)?.plan;
         for s in sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl(s, &plan.op_of(index).table, guard, emit)?;
         }
         self.write_step_done(id, index, Some(emit))
     }
@@ -123,7 +123,7 @@ impl MySql {
     ) -> Result<()> {
         let plan = state.plan.clone();
         for s in &plan.steps[index].sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl(s, &plan.op_of(index).table, guard, emit)?;
         }
         self.state_exec(
             &format!(
@@ -147,7 +147,7 @@ impl MySql {
         self.flush_pending(emit);
         let plan = self.state(id)?.plan;
         for s in sql {
-            self.ddl(s, &plan, guard, emit)?;
+            self.ddl(s, &plan.op_of(index).table, guard, emit)?;
         }
         self.state_exec(
             &format!(

@@ -33,9 +33,9 @@ use super::{
     StateRow, Status,
 };
 use crate::error::{Error, Result};
-use crate::plan::Plan;
 use crate::plan::Statement;
-use crate::spec::Migration;
+use crate::plan::{OpPlan, Plan};
+use crate::spec::AddColumn;
 use error::message;
 use mysql::Conn;
 use mysql::prelude::Queryable;
@@ -154,7 +154,7 @@ impl MySql {
 
 /// Each method hands over to the inherent method for its concern, in the file named for it.
 impl Engine for MySql {
-    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn super::Probe>>> {
+    fn canary(&mut self, plan: &OpPlan) -> Result<Option<Box<dyn super::Probe>>> {
         canary::open(self, plan)
     }
 
@@ -179,8 +179,8 @@ impl Engine for MySql {
         self.guard = guard;
     }
 
-    fn plan(&mut self, migration: &Migration) -> Result<Plan> {
-        self.plan_migration(migration)
+    fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
+        self.plan_add_column(name, add)
     }
 
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {
@@ -244,11 +244,11 @@ impl Engine for MySql {
         self.write_step_done(id, index, None)
     }
 
-    fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
+    fn count_null_fill(&mut self, plan: &OpPlan) -> Result<i64> {
         self.count_null_fill_rows(plan)
     }
 
-    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+    fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow> {
         self.fix_backfill_range(id, plan)
     }
 
@@ -275,8 +275,8 @@ impl Engine for MySql {
         self.read_old_writer_count(key)
     }
 
-    fn count_orphans(&mut self, plan: &Plan) -> Result<i64> {
-        self.count_orphan_rows(plan)
+    fn count_orphans(&mut self, plan: &Plan, index: usize) -> Result<i64> {
+        self.count_orphan_rows(plan, index)
     }
 
     fn finish(

@@ -6,24 +6,23 @@ use super::{Flavour, MyEnv, MySql, build_plan, quote};
 use crate::engine::{Event, Settings, TableSchema};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Run};
-use crate::spec::{AddColumn, Migration};
+use crate::spec::AddColumn;
 use mysql::Conn;
 use mysql::prelude::Queryable;
 
 impl MySql {
-    pub(super) fn plan_migration(&mut self, migration: &Migration) -> Result<Plan> {
+    pub(super) fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
         // Planning reads the catalog on the main connection: open it again if it was lost meanwhile.
         if self.conn.ping().is_err() {
             self.reconnect()?;
         }
-        let add = migration.add_column();
         let (schema, on_update) = self.table_schema(&add.table)?;
         let reference = self.resolve_reference(add)?;
         let mut env = self.env(reference, on_update);
         // The pure checks first (unknown columns, NOT NULL without a value), then the server's.
-        build_plan(migration, &schema, &env)?;
+        build_plan(name, add, &schema, &env)?;
         self.probe(add, &schema, &mut env)?;
-        let mut plan = build_plan(migration, &schema, &env)?;
+        let mut plan = build_plan(name, add, &schema, &env)?;
         plan.notes.extend(self.target.tls_note());
         self.plan_copies = plan
             .steps

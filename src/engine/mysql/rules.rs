@@ -7,10 +7,10 @@ use super::{STATE_TABLE, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Run,
-    Statement, Step, Volatility, object_name,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, OpPlan, Phase, Plan, PlanInput,
+    Run, Statement, Step, Volatility, object_name,
 };
-use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
+use crate::spec::{AddColumn, Dialect, ExprInfo, analyze_expr};
 
 /// Server flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +121,7 @@ pub fn foreign_key_name(table: &str, column: &str) -> String {
 }
 
 /// Plans a migration against a given schema without a database: the pure part of `Engine::plan`.
-pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> Result<Plan> {
-    let add = migration.add_column();
+pub fn build_plan(name: &str, add: &AddColumn, schema: &TableSchema, env: &MyEnv) -> Result<Plan> {
     if env.flavour == Flavour::MariaDb && env.version < (10, 3, 0) {
         return Err(Error::Refused(format!(
             "{} has no ALGORITHM=INSTANT ADD COLUMN; zerodown drives MariaDB 10.3 and later",
@@ -150,7 +149,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
         ));
     }
     let decided = plan::decide(&PlanInput {
-        name: &migration.name,
+        name,
         add,
         schema,
         default_info: default_info.as_ref(),
@@ -244,15 +243,18 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &MyEnv) -> R
     }
     Ok(Plan {
         format: crate::plan::PLAN_FORMAT,
-        migration: migration.name.clone(),
+        migration: name.to_string(),
         engine: env.label(),
-        schema: None,
-        table: schema.name.clone(),
-        column: add.column.clone(),
         single_step: decided.single_step,
         notes,
-        fill: decided.fill.clone(),
-        objects: decided.objects.clone(),
+        ops: vec![OpPlan {
+            kind: "add_column".into(),
+            schema: None,
+            table: schema.name.clone(),
+            column: add.column.clone(),
+            fill: decided.fill.clone(),
+            objects: decided.objects.clone(),
+        }],
         steps,
     })
 }
@@ -418,6 +420,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
         Cost::Rewrite
     };
     steps.push(Step {
+        op: 0,
         phase: Phase::Expand,
         action: Action::Ddl,
         summary: if algorithms.add_instant {
@@ -499,6 +502,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             });
         }
         steps.push(Step {
+            op: 0,
             phase: Phase::DualWrite,
             action: Action::Ddl,
             summary: "install the dual-write triggers".into(),
@@ -579,6 +583,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
     }
     if add.not_null && !d.not_null_at_expand {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("make {} NOT NULL by an online rebuild", add.column),
@@ -605,6 +610,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
     }
     if let (Some(check), Some(name)) = (&add.check, &d.objects.check) {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name} (copies the table: needs --allow-copy)"),
@@ -625,6 +631,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
     for (name, unique) in [(&d.objects.unique_index, true), (&d.objects.index, false)] {
         let Some(name) = name else { continue };
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!(
@@ -659,6 +666,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
     if let (Some(_), Some(target)) = (&add.references, &env.reference) {
         let fk = foreign_key_name(&schema.name, &add.column);
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add FOREIGN KEY {fk} without checking existing rows"),
@@ -687,6 +695,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
             undo_cost: Some(Cost::CatalogOnly),
         });
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::ForeignKeyCheck,
             summary: format!("check existing rows of {} against {}", add.column, target.table),
@@ -717,6 +726,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &MyEnv, d: &Decided) -> Vec
         }
         if !sql.is_empty() {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Finish,
                 summary: match (&d.default_at_complete, d.objects.triggers.is_empty()) {

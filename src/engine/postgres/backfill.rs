@@ -8,7 +8,7 @@ use super::rules::{self, qualified};
 use super::{Postgres, STATE_SCHEMA, quote, quote_list, state_table};
 use crate::engine::{BatchOutcome, Event, KeyValue, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
-use crate::plan::{FillPlan, Plan};
+use crate::plan::{FillPlan, OpPlan};
 use postgres::types::ToSql;
 use std::time::{Duration, Instant};
 
@@ -26,18 +26,18 @@ fn text_keys(values: &[KeyValue]) -> Vec<String> {
 }
 
 /// The plan's fill: a stored plan with a backfill but no fill is refused, never run by guesswork.
-fn fill_of(plan: &Plan) -> Result<&FillPlan> {
+fn fill_of(plan: &OpPlan) -> Result<&FillPlan> {
     plan.fill.as_ref().ok_or_else(|| {
         Error::Refused(format!(
-            "the stored plan of `{}` fills the column but does not say with what: it cannot run; nothing was changed",
-            plan.migration
+            "the stored plan fills `{}`.`{}` but does not say with what: it cannot run; nothing was changed",
+            plan.table, plan.column
         ))
     })
 }
 
 impl Postgres {
     /// Key column types of the migration's table (for casting the text cursor back).
-    fn key_types_for(&mut self, id: i64, plan: &Plan) -> Result<Vec<String>> {
+    fn key_types_for(&mut self, id: i64, plan: &OpPlan) -> Result<Vec<String>> {
         if let Some((cached, types)) = &self.key_types
             && *cached == id
         {
@@ -75,7 +75,7 @@ impl Postgres {
     }
 
     /// The migrated table, qualified.
-    fn table_of(plan: &Plan) -> String {
+    fn table_of(plan: &OpPlan) -> String {
         qualified(plan.schema.as_deref().unwrap_or("public"), &plan.table)
     }
 
@@ -97,7 +97,7 @@ impl Postgres {
         ))
     }
 
-    pub(super) fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
+    pub(super) fn count_null_fill(&mut self, plan: &OpPlan) -> Result<i64> {
         let fill = fill_of(plan)?;
         let sql = format!(
             "SELECT count(*) FROM {} WHERE ({}) IS NULL",
@@ -120,7 +120,7 @@ impl Postgres {
         Ok(n)
     }
 
-    pub(super) fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+    pub(super) fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow> {
         let state = self
             .state_rows(Some(id))?
             .pop()
@@ -185,7 +185,7 @@ impl Postgres {
     ) -> Result<BatchOutcome> {
         // A reconnect between batches (a load look, a heartbeat) left its note here.
         self.flush_notes(emit);
-        let plan = &state.plan;
+        let plan = crate::engine::backfilled(&state.plan)?;
         let hi = state.hi.clone().unwrap_or_default();
         let started = Instant::now();
         if hi.is_empty() {
@@ -221,7 +221,7 @@ impl Postgres {
         let (scanned, updated, new_cursor, cancel) = self.guarded(
             "a backfill batch",
             guard,
-            LockTarget::Migration(id),
+            LockTarget::Table(Self::table_of(plan)),
             emit,
             |tx| {
                 let t0 = Instant::now();
@@ -298,7 +298,7 @@ impl Postgres {
         emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
         self.flush_notes(emit);
-        let plan = &state.plan;
+        let plan = crate::engine::backfilled(&state.plan)?;
         let fill = fill_of(plan)?;
         let t = Self::table_of(plan);
         let c = quote(&plan.column);
@@ -313,7 +313,7 @@ impl Postgres {
             let n = self.guarded(
                 "the final sweep",
                 guard,
-                LockTarget::Migration(state.id),
+                LockTarget::Table(Self::table_of(plan)),
                 emit,
                 |tx| {
                     tx.batch_execute("SET LOCAL search_path = pg_catalog, pg_temp")

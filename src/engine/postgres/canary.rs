@@ -7,7 +7,7 @@ use super::rules::qualified;
 use crate::engine::Probe;
 use crate::engine::ansi::quote_list;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::OpPlan;
 use postgres::{Client, Statement};
 
 struct PgProbe {
@@ -31,7 +31,7 @@ impl Probe for PgProbe {
 
 /// Opens the canary's session. Its waits are bounded: a lock held for seconds shows as a slow probe,
 /// never a stuck one.
-pub fn open(pg: &Postgres, plan: &Plan) -> Result<Option<Box<dyn Probe>>> {
+pub fn open(pg: &Postgres, plan: &OpPlan) -> Result<Option<Box<dyn Probe>>> {
     let Some(fill) = &plan.fill else {
         return Ok(None);
     };

@@ -204,7 +204,7 @@ impl Postgres {
         );
         let next = index as i32 + 1;
         self.flush_notes(emit);
-        self.yield_autovacuum(&LockTarget::Migration(id), guard, emit)?;
+        self.yield_autovacuum(&LockTarget::Step(id, index), guard, emit)?;
         let sql = match run {
             StepRun::Online(online) => {
                 return self.online_then_record(&online, &record, &[&next, &id], emit);
@@ -223,7 +223,7 @@ impl Postgres {
             record_params: &[&next, &id],
             recording: "recording the step",
         };
-        self.run_recorded(id, step, guard, emit)
+        self.run_recorded(id, index, step, guard, emit)
     }
 
     /// Runs the last contract step and marks the migration completed, in one transaction.
@@ -265,7 +265,7 @@ impl Postgres {
             record_params: &[&next, &id],
             recording: "recording completion",
         };
-        self.run_recorded(id, step, guard, emit)
+        self.run_recorded(id, index, step, guard, emit)
     }
 
     /// Runs a step's undo, then records the step as undone.
@@ -303,7 +303,7 @@ impl Postgres {
             record_params: &[&at, &id],
             recording: "recording the rollback step",
         };
-        self.run_recorded(id, step, guard, emit)
+        self.run_recorded(id, index, step, guard, emit)
     }
 
     /// Runs a step's statements and its record in one guarded transaction on migration `id`'s
@@ -312,11 +312,12 @@ impl Postgres {
     fn run_recorded(
         &mut self,
         id: i64,
+        index: usize,
         step: Recorded,
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<()> {
-        self.guarded(step.what, guard, LockTarget::Migration(id), emit, |tx| {
+        self.guarded(step.what, guard, LockTarget::Step(id, index), emit, |tx| {
             let already: bool = tx
                 .query_one(&step.done, step.done_params)
                 .map_err(pg("reading the step's state"))?

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 /// Which relation to name the blockers of, when a lock attempt times out.
 #[derive(Clone)]
 pub(super) enum LockTarget {
-    /// The table of migration `id`.
-    Migration(i64),
+    /// The table of step `.1` of migration `.0` (read from its stored plan).
+    Step(i64, usize),
+    /// A table by its qualified name.
+    Table(String),
     /// zerodown's state table.
     State,
 }
@@ -107,7 +109,8 @@ impl Postgres {
     fn target_relation(&mut self, target: &LockTarget) -> Option<String> {
         match target {
             LockTarget::State => Some(state_table()),
-            LockTarget::Migration(id) => self
+            LockTarget::Table(t) => Some(t.clone()),
+            LockTarget::Step(id, index) => self
                 .client
                 .query_opt(
                     &format!("SELECT plan FROM {} WHERE id = $1", state_table()),
@@ -116,7 +119,13 @@ impl Postgres {
                 .ok()
                 .flatten()
                 .and_then(|r| serde_json::from_str::<Plan>(&r.get::<_, String>(0)).ok())
-                .map(|p| qualified(p.schema.as_deref().unwrap_or("public"), &p.table)),
+                .and_then(|p| {
+                    let op = p.ops.get(p.steps.get(*index)?.op)?;
+                    Some(qualified(
+                        op.schema.as_deref().unwrap_or("public"),
+                        &op.table,
+                    ))
+                }),
         }
     }
 

@@ -28,9 +28,9 @@ use super::{
     StateRow, Status,
 };
 use crate::error::{Error, Result};
-use crate::plan::Plan;
 use crate::plan::Statement;
-use crate::spec::Migration;
+use crate::plan::{OpPlan, Plan};
+use crate::spec::AddColumn;
 use error::pg_message;
 use postgres::Client;
 use rules::MIN_MAJOR;
@@ -138,7 +138,7 @@ impl Postgres {
 
 /// The trait's methods live with their concern (state.rs, ddl.rs, backfill.rs, …); these delegate.
 impl Engine for Postgres {
-    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn super::Probe>>> {
+    fn canary(&mut self, plan: &OpPlan) -> Result<Option<Box<dyn super::Probe>>> {
         canary::open(self, plan)
     }
 
@@ -163,8 +163,8 @@ impl Engine for Postgres {
         self.guard = guard;
     }
 
-    fn plan(&mut self, migration: &Migration) -> Result<Plan> {
-        Postgres::plan(self, migration)
+    fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
+        Postgres::plan_add_column(self, name, add)
     }
 
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {
@@ -230,11 +230,11 @@ impl Engine for Postgres {
         Postgres::mark_step_done(self, id, index)
     }
 
-    fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
+    fn count_null_fill(&mut self, plan: &OpPlan) -> Result<i64> {
         Postgres::count_null_fill(self, plan)
     }
 
-    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+    fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow> {
         Postgres::begin_backfill(self, id, plan)
     }
 
@@ -262,7 +262,7 @@ impl Engine for Postgres {
     }
 
     /// PostgreSQL plans check references with `VALIDATE CONSTRAINT`; no separate count is needed.
-    fn count_orphans(&mut self, _plan: &Plan) -> Result<i64> {
+    fn count_orphans(&mut self, _plan: &Plan, _index: usize) -> Result<i64> {
         Ok(0)
     }
 

@@ -9,7 +9,7 @@ use super::{Postgres, quote};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{DefaultKind, Plan, Volatility};
-use crate::spec::{AddColumn, Dialect, Migration, analyze_expr};
+use crate::spec::{AddColumn, Dialect, analyze_expr};
 
 impl Postgres {
     /// Checks the migration's type and expressions against the database without changing anything
@@ -108,8 +108,7 @@ impl Postgres {
         Ok(kind)
     }
 
-    pub(super) fn plan(&mut self, migration: &Migration) -> Result<Plan> {
-        let add = migration.add_column();
+    pub(super) fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
         let (schema, nsp, _) = self.table_schema(&add.table)?;
         let reference = self.resolve_reference(add)?;
         // The pure checks first (unknown columns, NOT NULL without a value), then the server's.
@@ -119,10 +118,11 @@ impl Postgres {
             default_kind: Some(DefaultKind::Volatile),
             reference: reference.clone(),
         };
-        build_plan(migration, &schema, &draft_env)?;
+        build_plan(name, add, &schema, &draft_env)?;
         let default_kind = self.probe(add, &nsp, &schema)?;
         build_plan(
-            migration,
+            name,
+            add,
             &schema,
             &PgEnv {
                 version_num: self.version_num,

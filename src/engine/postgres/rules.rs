@@ -6,10 +6,10 @@ use super::{STATE_SCHEMA, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Run,
-    Statement, Step, Volatility, object_name,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, OpPlan, Phase, Plan, PlanInput,
+    Run, Statement, Step, Volatility, object_name,
 };
-use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
+use crate::spec::{AddColumn, Dialect, ExprInfo, analyze_expr};
 
 /// Oldest major zerodown drives.
 pub const MIN_MAJOR: i32 = 13;
@@ -77,8 +77,7 @@ pub fn names(table: &str, column: &str) -> Names {
 }
 
 /// Plans a migration against a given schema without a database: the pure part of `Engine::plan`.
-pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> Result<Plan> {
-    let add = migration.add_column();
+pub fn build_plan(name: &str, add: &AddColumn, schema: &TableSchema, env: &PgEnv) -> Result<Plan> {
     if env.major() < MIN_MAJOR {
         return Err(Error::Refused(format!(
             "{} is not supported: zerodown drives PostgreSQL {MIN_MAJOR} to 18",
@@ -127,7 +126,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
     // The catalog decided the default's volatility; names never do.
     let never = |_: &str| Volatility::Volatile;
     let decided = plan::decide(&PlanInput {
-        name: &migration.name,
+        name,
         add,
         schema,
         default_info: default_info.as_ref(),
@@ -164,15 +163,18 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &PgEnv) -> R
     }
     Ok(Plan {
         format: crate::plan::PLAN_FORMAT,
-        migration: migration.name.clone(),
+        migration: name.to_string(),
         engine: version_text(env.version_num),
-        schema: Some(env.schema.clone()),
-        table: schema.name.clone(),
-        column: add.column.clone(),
         single_step: decided.single_step,
         notes,
-        fill: decided.fill.clone(),
-        objects: decided.objects.clone(),
+        ops: vec![OpPlan {
+            kind: "add_column".into(),
+            schema: Some(env.schema.clone()),
+            table: schema.name.clone(),
+            column: add.column.clone(),
+            fill: decided.fill.clone(),
+            objects: decided.objects.clone(),
+        }],
         steps,
     })
 }
@@ -259,6 +261,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
         "a nullable column without a default is a catalog-only change".to_string()
     };
     steps.push(Step {
+        op: 0,
         phase: Phase::Expand,
         action: Action::Ddl,
         summary: format!("add column {} to {}", add.column, schema.name),
@@ -319,6 +322,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             undo.push(format!("DROP SEQUENCE IF EXISTS {s}"));
         }
         steps.push(Step {
+            op: 0,
             phase: Phase::DualWrite,
             action: Action::Ddl,
             summary: "install the dual-write function and triggers".into(),
@@ -394,6 +398,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
     }
     let validate = |name: &str, what: &str, extra: &str| {
         Step {
+        op: 0,
         phase: Phase::Contract,
         action: Action::Ddl,
         summary: format!("validate {what} {name}"),
@@ -416,6 +421,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
     if add.not_null && !d.not_null_at_expand {
         if env.major() >= NOT_NULL_NOT_VALID_MAJOR {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("add NOT NULL {} NOT VALID", n.not_null),
@@ -432,6 +438,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             steps.push(validate(&n.not_null, "NOT NULL", ""));
         } else {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("add CHECK ({} IS NOT NULL) NOT VALID", add.column),
@@ -450,6 +457,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             });
             steps.push(validate(&n.not_null, "CHECK", ""));
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: "set NOT NULL (proved by the valid CHECK: no scan) and drop the CHECK".into(),
@@ -467,6 +475,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
     }
     if let (Some(check), Some(name)) = (&add.check, &d.objects.check) {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name} NOT VALID"),
@@ -484,6 +493,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
     }
     if let (Some(_), Some(target)) = (&add.references, &env.reference) {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add FOREIGN KEY {} NOT VALID", n.foreign_key),
@@ -518,6 +528,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
             },
         };
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("build {}index {name} online", if unique { "unique " } else { "" }),
@@ -538,6 +549,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
         });
         if unique {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("turn index {name} into a UNIQUE constraint"),
@@ -581,6 +593,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, env: &PgEnv, d: &Decided) -> Vec
         }
         if !sql.is_empty() {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Finish,
                 summary: match (&d.default_at_complete, d.objects.triggers.is_empty()) {

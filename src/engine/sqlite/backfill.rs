@@ -4,7 +4,7 @@
 use super::{STATE_TABLE, Sqlite, now_text, quote, quote_list, rules, sqlite_err};
 use crate::engine::{BatchOutcome, Event, KeyValue, LockGuardSettings, StateRow};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::OpPlan;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ fn key_values(r: &rusqlite::Row, n: usize) -> Result<Vec<Value>> {
 }
 
 impl Sqlite {
-    pub(super) fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
+    pub(super) fn count_null_fill(&mut self, plan: &OpPlan) -> Result<i64> {
         let fill = plan.fill.as_ref().expect("a fill plan");
         self.conn
             .query_row(
@@ -77,7 +77,7 @@ impl Sqlite {
             .map_err(|e| sqlite_err("counting rows whose value would be NULL", e))
     }
 
-    pub(super) fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+    pub(super) fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow> {
         let state = self.state_by_id(id)?;
         if state.hi.is_some() {
             return Ok(state);
@@ -139,7 +139,7 @@ impl Sqlite {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<BatchOutcome> {
-        let plan = &state.plan;
+        let plan = crate::engine::backfilled(&state.plan)?;
         let hi = state.hi.clone().unwrap_or_default();
         let started = Instant::now();
         let before = self.read_data_version()?;
@@ -247,7 +247,7 @@ impl Sqlite {
         guard: &LockGuardSettings,
         emit: &mut dyn FnMut(Event),
     ) -> Result<i64> {
-        let plan = &state.plan;
+        let plan = crate::engine::backfilled(&state.plan)?;
         let fill = plan.fill.as_ref().expect("a fill plan");
         let t = quote(&plan.table);
         let c = quote(&plan.column);

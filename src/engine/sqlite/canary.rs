@@ -5,7 +5,7 @@
 use super::{Sqlite, sqlite_err};
 use crate::engine::Probe;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::OpPlan;
 use rusqlite::{Connection, OpenFlags};
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ impl Probe for LiteProbe {
     }
 }
 
-pub fn open(lite: &Sqlite, plan: &Plan) -> Result<Option<Box<dyn Probe>>> {
+pub fn open(lite: &Sqlite, plan: &OpPlan) -> Result<Option<Box<dyn Probe>>> {
     if plan.fill.is_none() {
         return Ok(None);
     }

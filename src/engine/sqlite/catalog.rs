@@ -4,7 +4,7 @@
 use super::{Sqlite, quote, sqlite_err};
 use crate::engine::{Column, TableSchema, Trigger};
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::OpPlan;
 use crate::spec::AddColumn;
 use rusqlite::OptionalExtension;
 
@@ -213,7 +213,7 @@ impl Sqlite {
         Ok(())
     }
 
-    pub(super) fn count_orphans(&mut self, plan: &Plan) -> Result<i64> {
+    pub(super) fn count_orphans(&mut self, plan: &OpPlan) -> Result<i64> {
         let t = quote(&plan.table);
         // The foreign key whose child column is ours.
         let fk_id: Option<i64> = self

@@ -26,8 +26,8 @@ use super::{
     StateRow, Status,
 };
 use crate::error::{Error, Result};
-use crate::plan::Plan;
-use crate::spec::Migration;
+use crate::plan::{OpPlan, Plan};
+use crate::spec::AddColumn;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -161,7 +161,7 @@ impl Sqlite {
 }
 
 impl Engine for Sqlite {
-    fn canary(&mut self, plan: &Plan) -> Result<Option<Box<dyn super::Probe>>> {
+    fn canary(&mut self, plan: &OpPlan) -> Result<Option<Box<dyn super::Probe>>> {
         canary::open(self, plan)
     }
 
@@ -188,10 +188,9 @@ impl Engine for Sqlite {
         }
     }
 
-    fn plan(&mut self, migration: &Migration) -> Result<Plan> {
-        let add = migration.add_column();
+    fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
         let schema = self.table_schema(&add.table)?;
-        let plan = build_plan(migration, &schema, &self.env()?)?;
+        let plan = build_plan(name, add, &schema, &self.env()?)?;
         self.validate_against_db(add, &schema)?;
         Ok(plan)
     }
@@ -261,11 +260,11 @@ impl Engine for Sqlite {
         self.run_and_record(id, index + 1, &[], "recording a step", &guard, &mut |_| {})
     }
 
-    fn count_null_fill(&mut self, plan: &Plan) -> Result<i64> {
+    fn count_null_fill(&mut self, plan: &OpPlan) -> Result<i64> {
         Sqlite::count_null_fill(self, plan)
     }
 
-    fn begin_backfill(&mut self, id: i64, plan: &Plan) -> Result<StateRow> {
+    fn begin_backfill(&mut self, id: i64, plan: &OpPlan) -> Result<StateRow> {
         Sqlite::begin_backfill(self, id, plan)
     }
 
@@ -292,8 +291,8 @@ impl Engine for Sqlite {
         Sqlite::old_writer_count(self, key)
     }
 
-    fn count_orphans(&mut self, plan: &Plan) -> Result<i64> {
-        Sqlite::count_orphans(self, plan)
+    fn count_orphans(&mut self, plan: &Plan, index: usize) -> Result<i64> {
+        Sqlite::count_orphans(self, plan.op_of(index))
     }
 
     fn finish(

@@ -5,10 +5,10 @@ use super::{COUNTER_TABLE, SqliteEnv, literal, quote, quote_list, schema_edit};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
-    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, Phase, Plan, PlanInput, Run,
-    Statement, Step, Volatility,
+    self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, OpPlan, Phase, Plan, PlanInput,
+    Run, Statement, Step, Volatility,
 };
-use crate::spec::{AddColumn, Dialect, ExprInfo, Migration, analyze_expr};
+use crate::spec::{AddColumn, Dialect, ExprInfo, analyze_expr};
 
 /// Oldest SQLite with `ALTER COLUMN … SET NOT NULL` and `ADD CONSTRAINT … CHECK`.
 const MIN_CONTRACT_VERSION: i32 = 3_053_000;
@@ -31,8 +31,12 @@ pub(super) fn classify_function(name: &str) -> Volatility {
 
 /// Plans a migration against a given schema without a database: the pure part of [`Engine::plan`],
 /// used directly by snapshot tests.
-pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) -> Result<Plan> {
-    let add = migration.add_column();
+pub fn build_plan(
+    name: &str,
+    add: &AddColumn,
+    schema: &TableSchema,
+    env: &SqliteEnv,
+) -> Result<Plan> {
     let analyze = |e: &Option<String>, what: &str| -> Result<Option<ExprInfo>> {
         e.as_deref()
             .map(|x| analyze_expr(x, Dialect::Sqlite, what))
@@ -52,7 +56,7 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
         }
     }
     let decided = plan::decide(&PlanInput {
-        name: &migration.name,
+        name,
         add,
         schema,
         default_info: default_info.as_ref(),
@@ -93,15 +97,18 @@ pub fn build_plan(migration: &Migration, schema: &TableSchema, env: &SqliteEnv) 
     }
     Ok(Plan {
         format: crate::plan::PLAN_FORMAT,
-        migration: migration.name.clone(),
+        migration: name.to_string(),
         engine: format!("SQLite {}", version_text(env.version)),
-        schema: None,
-        table: schema.name.clone(),
-        column: add.column.clone(),
         single_step: decided.single_step,
         notes,
-        fill: decided.fill.clone(),
-        objects: decided.objects.clone(),
+        ops: vec![OpPlan {
+            kind: "add_column".into(),
+            schema: None,
+            table: schema.name.clone(),
+            column: add.column.clone(),
+            fill: decided.fill.clone(),
+            objects: decided.objects.clone(),
+        }],
         steps,
     })
 }
@@ -152,6 +159,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
         );
     }
     steps.push(Step {
+        op: 0,
         phase: Phase::Expand,
         action: Action::Ddl,
         summary: format!("add column {} to {}", add.column, schema.name),
@@ -211,6 +219,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
             ));
         }
         steps.push(Step {
+            op: 0,
             phase: Phase::DualWrite,
             action: Action::Ddl,
             summary: "install dual-write triggers".into(),
@@ -263,6 +272,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
     }
     if add.not_null && !d.not_null_at_expand {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: "set NOT NULL".into(),
@@ -280,6 +290,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
     }
     if let (Some(check), Some(name)) = (&add.check, &d.objects.check) {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::Ddl,
             summary: format!("add CHECK {name}"),
@@ -300,6 +311,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
     for (name, unique) in [(&d.objects.unique_index, true), (&d.objects.index, false)] {
         if let Some(name) = name {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Ddl,
                 summary: format!("create {}index {name}", if unique { "unique " } else { "" }),
@@ -325,6 +337,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
     }
     if add.references.is_some() {
         steps.push(Step {
+            op: 0,
             phase: Phase::Contract,
             action: Action::ForeignKeyCheck,
             summary: "verify every row's reference".into(),
@@ -361,6 +374,7 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
         }
         if !sql.is_empty() {
             steps.push(Step {
+                op: 0,
                 phase: Phase::Contract,
                 action: Action::Finish,
                 summary: match (&d.default_at_complete, d.objects.triggers.is_empty()) {

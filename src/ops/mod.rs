@@ -1,0 +1,104 @@
+//! Operations: each kind of change a migration may hold is one file here, implementing [`Op`]. An
+//! operation decides its own steps and their undo from the live schema and the engine's facts; the
+//! engine supplies catalog reads, dialect fragments and executors, never whole plans. This module
+//! then merges the operations of a migration into one plan that runs as one lifecycle: every check,
+//! every expand, every dual-write, the backfill, and on `complete` every contract.
+
+mod add_column;
+mod create_index;
+mod defaults;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::plan::{Action, PLAN_FORMAT, Plan};
+use crate::spec::{Migration, Operation};
+
+/// One operation kind.
+pub trait Op {
+    /// The operation's own plan against the live schema, validated without changing anything:
+    /// its steps (each with `op` 0) and their undo.
+    fn plan(&self, migration: &str, engine: &mut dyn Engine) -> Result<Plan>;
+}
+
+/// The [`Op`] that plans `operation`.
+fn op_for(operation: &Operation) -> &dyn Op {
+    match operation {
+        Operation::AddColumn(a) => a,
+        Operation::CreateIndex(c) => c,
+        Operation::SetDefault(s) => s,
+        Operation::DropDefault(d) => d,
+    }
+}
+
+/// Plans a whole migration: each operation against the live schema, then one lifecycle.
+pub fn plan(engine: &mut dyn Engine, migration: &Migration) -> Result<Plan> {
+    if migration.operations.is_empty() {
+        return Err(Error::Spec(crate::spec::SpecError::Invalid(format!(
+            "migration `{}` holds no operation",
+            migration.name
+        ))));
+    }
+    let many = migration.operations.len() > 1;
+    let mut parts = Vec::new();
+    for (i, operation) in migration.operations.iter().enumerate() {
+        let part = op_for(operation)
+            .plan(&migration.name, engine)
+            .map_err(|e| match e {
+                // Which operation a refusal is about, when there are several.
+                Error::Refused(m) if many => Error::Refused(format!(
+                    "operation {} ({}): {m}",
+                    i + 1,
+                    operation.describe()
+                )),
+                other => other,
+            })?;
+        parts.push(part);
+    }
+    merge(&migration.name, parts)
+}
+
+/// One plan from the operations' own: steps in phase order (stable, so each operation's steps keep
+/// their order and operations keep the migration's), each naming its operation.
+pub fn merge(name: &str, mut parts: Vec<Plan>) -> Result<Plan> {
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    let filled = parts.iter().filter(|p| p.backfilled().is_some()).count();
+    if filled > 1 {
+        return Err(Error::Refused(format!(
+            "migration `{name}` has {filled} operations that fill existing rows; zerodown backfills one column per migration so far: put each filled column in a migration of its own — nothing was changed"
+        )));
+    }
+    let mut plan = Plan {
+        format: PLAN_FORMAT,
+        migration: name.to_string(),
+        engine: parts[0].engine.clone(),
+        single_step: parts.iter().all(|p| p.single_step),
+        notes: Vec::new(),
+        ops: Vec::new(),
+        steps: Vec::new(),
+    };
+    for part in parts {
+        let base = plan.ops.len();
+        for note in part.notes {
+            if !plan.notes.contains(&note) {
+                plan.notes.push(note);
+            }
+        }
+        plan.ops.extend(part.ops);
+        plan.steps.extend(part.steps.into_iter().map(|mut s| {
+            s.op += base;
+            s
+        }));
+    }
+    plan.steps.sort_by_key(|s| s.phase);
+    // One step marks the migration completed: the last. An earlier operation's final step runs as
+    // an ordinary step (its statements run and are recorded in one transaction all the same).
+    let last = plan.steps.len() - 1;
+    for s in &mut plan.steps[..last] {
+        if s.action == Action::Finish {
+            s.action = Action::Ddl;
+        }
+    }
+    Ok(plan)
+}
