@@ -32,6 +32,15 @@ impl Engine for RollbackFirst {
     fn configure(&mut self, guard: LockGuardSettings) {
         self.inner.configure(guard)
     }
+    fn live_table(
+        &mut self,
+        table: &str,
+    ) -> zerodown::Result<zerodown::engine::dialect::LiveTable> {
+        self.inner.live_table(table)
+    }
+    fn dialect(&mut self) -> zerodown::Result<Box<dyn zerodown::engine::dialect::Dialect>> {
+        self.inner.dialect()
+    }
     fn plan_add_column(
         &mut self,
         m: &str,

@@ -58,6 +58,122 @@ trait Db {
     fn has_column(&self, table: &str, column: &str) -> bool;
     /// zerodown's objects (zd_*) left on the tables.
     fn leftovers(&self) -> i64;
+    /// Runs one statement.
+    fn exec(&self, sql: &str);
+    /// `column`'s default as the catalog shows it.
+    fn default_of(&self, table: &str, column: &str) -> Option<String>;
+    /// Holds, from another connection, a lock that a catalog change of `table` must wait for (a
+    /// reader's transaction on the servers, the write lock on SQLite); the closure lets it go.
+    fn hold_lock(&self, table: &str) -> Box<dyn FnOnce() + Send>;
+}
+
+/// A default set or dropped changes only the catalog, under the lock guard: it waits for a session
+/// holding the table (retrying, naming it), then goes on. In a migration that waits for `complete`,
+/// a set default goes on at `start` and a dropped one comes off at `complete`; rollback puts back
+/// the defaults the catalog had.
+fn defaults(db: &dyn Db) {
+    let url = db.url();
+    db.exec("ALTER TABLE orders ADD COLUMN status varchar(10) DEFAULT 'new'");
+    let set = migration(
+        "0110_amount_default",
+        "[set_default]\ntable = \"orders\"\ncolumn = \"amount\"\ndefault = \"7\"\n",
+    );
+    let plan = zerodown::plan(&url, &set).unwrap();
+    assert!(plan.single_step, "{plan:?}");
+    assert_eq!(plan.steps.len(), 1);
+    assert_eq!(plan.steps[0].cost, zerodown::plan::Cost::CatalogOnly);
+    let mut release = Some(db.hold_lock("orders"));
+    let mut retries = 0;
+    let outcome = zerodown::start(
+        &url,
+        &set,
+        &quick(),
+        &mut |e| {
+            if let zerodown::Event::LockRetry { .. } = e {
+                retries += 1;
+                if let Some(r) = release.take() {
+                    r();
+                }
+            }
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(outcome, StartOutcome::Completed);
+    assert!(retries > 0, "the held lock never made the statement wait");
+    db.exec("INSERT INTO orders (status) VALUES ('seven')");
+    assert_eq!(
+        db.count("SELECT amount FROM orders WHERE status = 'seven'"),
+        7
+    );
+
+    let before_amount = db.default_of("orders", "amount");
+    let before_status = db.default_of("orders", "status");
+    assert!(before_status.is_some());
+    let lifecycle = |name: &str, column: &str| {
+        migration(
+            name,
+            &format!(
+                "[[add_column]]\ntable = \"accounts\"\ncolumn = \"{column}\"\ntype = \"int\"\nbackfill = \"balance % 7\"\n\n[[set_default]]\ntable = \"orders\"\ncolumn = \"amount\"\ndefault = \"8\"\n\n[[drop_default]]\ntable = \"orders\"\ncolumn = \"status\"\n"
+            ),
+        )
+    };
+    let back = lifecycle("0111_defaults_back", "mod7");
+    let plan = zerodown::plan(&url, &back).unwrap();
+    let drop_step = plan.steps.iter().find(|s| s.op == 2).unwrap();
+    assert_eq!(drop_step.phase, zerodown::plan::Phase::Contract);
+    start(&url, &back).unwrap();
+    db.exec("INSERT INTO orders (status) VALUES ('eight')");
+    assert_eq!(
+        db.count("SELECT amount FROM orders WHERE status = 'eight'"),
+        8
+    );
+    assert_eq!(
+        db.default_of("orders", "status"),
+        before_status,
+        "dropped before complete"
+    );
+    rollback(&url, &back.name).unwrap();
+    assert_eq!(db.default_of("orders", "amount"), before_amount);
+    assert_eq!(db.default_of("orders", "status"), before_status);
+    assert!(!db.has_column("accounts", "mod7"));
+
+    let forward = lifecycle("0112_defaults", "mod7b");
+    start(&url, &forward).unwrap();
+    complete(&url, &forward.name).unwrap();
+    assert_eq!(db.default_of("orders", "status"), None);
+    db.exec("INSERT INTO orders (amount) VALUES (1)");
+    assert_eq!(
+        db.count("SELECT count(*) FROM orders WHERE amount = 1 AND status IS NULL"),
+        1
+    );
+    assert_eq!(db.leftovers(), 0);
+
+    let err = start(
+        &url,
+        &migration(
+            "0113_bad_default",
+            "[set_default]\ntable = \"orders\"\ncolumn = \"amount\"\ndefault = \"id + 1\"\n",
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("a default cannot read the row"),
+        "{err}"
+    );
+    let err = start(
+        &url,
+        &migration(
+            "0114_no_column",
+            "[drop_default]\ntable = \"orders\"\ncolumn = \"nope\"\n",
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column `nope` not found in `orders`"),
+        "{err}"
+    );
 }
 
 /// The plan holds both operations, in order; start fills `tier`, complete finishes both, and
@@ -183,11 +299,61 @@ mod sqlite {
         fn leftovers(&self) -> i64 {
             self.count("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'zd\\_%' ESCAPE '\\'")
         }
+        fn exec(&self, sql: &str) {
+            self.conn().execute_batch(sql).unwrap();
+        }
+        fn default_of(&self, _table: &str, _column: &str) -> Option<String> {
+            unreachable!("SQLite refuses default changes")
+        }
+        fn hold_lock(&self, _table: &str) -> Box<dyn FnOnce() + Send> {
+            unreachable!("SQLite refuses default changes")
+        }
     }
 
     #[test]
     fn sqlite_runs_and_rolls_back_as_one() {
         runs_and_rolls_back_as_one(&Lite::new());
+    }
+
+    /// Rows written before `ADD COLUMN … DEFAULT` store no value for the column and read the
+    /// table's default: a schema edit of the default would change them. So SQLite refuses
+    /// set_default and drop_default, changing nothing.
+    #[test]
+    fn sqlite_defaults() {
+        let db = Lite::new();
+        db.exec("ALTER TABLE orders ADD COLUMN status varchar(10) DEFAULT 'new'");
+        db.exec(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, 'DEFAULT ''new''', 'DEFAULT ''old''') WHERE name = 'orders';
+             PRAGMA writable_schema = RESET;",
+        );
+        assert_eq!(
+            db.count("SELECT count(*) FROM orders WHERE status = 'old'"),
+            500,
+            "old rows read the edited default"
+        );
+        let definition = || -> String {
+            db.conn()
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = 'orders'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        let before = definition();
+        for text in [
+            "[set_default]\ntable = \"orders\"\ncolumn = \"status\"\ndefault = \"'x'\"\n",
+            "[drop_default]\ntable = \"orders\"\ncolumn = \"status\"\n",
+        ] {
+            let err = start(&db.url(), &migration("0120_sqlite_default", text)).unwrap_err();
+            assert!(
+                matches!(&err, Error::Refused(m) if m.contains("SQLite cannot change the default of `orders`.`status` safely")),
+                "{err}"
+            );
+        }
+        assert_eq!(definition(), before);
+        assert_eq!(db.leftovers(), 0);
     }
 
     #[test]
@@ -254,6 +420,42 @@ mod postgres {
                       + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'zd\\_%')",
             )
         }
+        fn exec(&self, sql: &str) {
+            self.conn.lock().unwrap().batch_execute(sql).unwrap();
+        }
+        fn default_of(&self, table: &str, column: &str) -> Option<String> {
+            self.conn
+                .lock()
+                .unwrap()
+                .query_one(
+                    "SELECT column_default::text FROM information_schema.columns WHERE table_name = $1 AND column_name = $2",
+                    &[&table, &column],
+                )
+                .unwrap()
+                .get(0)
+        }
+        fn hold_lock(&self, table: &str) -> Box<dyn FnOnce() + Send> {
+            let mut c = self.db.connect();
+            c.batch_execute(&format!("BEGIN; SELECT count(*) FROM \"{table}\""))
+                .unwrap();
+            Box::new(move || c.batch_execute("COMMIT").unwrap())
+        }
+    }
+
+    #[test]
+    fn postgres_15_defaults() {
+        let Some(db) = setup(15, "defaults15") else {
+            return;
+        };
+        defaults(&db);
+    }
+
+    #[test]
+    fn postgres_18_defaults() {
+        let Some(db) = setup(18, "defaults18") else {
+            return;
+        };
+        defaults(&db);
     }
 
     #[test]
@@ -305,14 +507,33 @@ mod mariadb {
                       + (SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'zd\\_%')",
             )
         }
+        fn exec(&self, sql: &str) {
+            self.conn.lock().unwrap().query_drop(sql).unwrap();
+        }
+        fn default_of(&self, table: &str, column: &str) -> Option<String> {
+            self.conn
+                .lock()
+                .unwrap()
+                .exec_first::<Option<String>, _, _>(
+                    "SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                    (table, column),
+                )
+                .unwrap()
+                .flatten()
+                .filter(|d| d != "NULL")
+        }
+        fn hold_lock(&self, table: &str) -> Box<dyn FnOnce() + Send> {
+            let mut c = self.db.connect();
+            c.query_drop("START TRANSACTION").unwrap();
+            c.query_drop(format!("SELECT count(*) FROM `{table}`"))
+                .unwrap();
+            Box::new(move || c.query_drop("COMMIT").unwrap())
+        }
     }
 
-    #[test]
-    fn mariadb_runs_and_rolls_back_as_one() {
-        let Some(server) = support::mariadb() else {
-            return;
-        };
-        let db = server.fresh_database("ops");
+    fn setup(name: &str) -> Option<My> {
+        let server = support::mariadb()?;
+        let db = server.fresh_database(name);
         let mut c = db.connect();
         c.query_drop(
             "CREATE TABLE accounts (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL) ENGINE=InnoDB",
@@ -328,10 +549,21 @@ mod mariadb {
         .unwrap();
         c.query_drop("INSERT INTO orders (amount) SELECT id FROM accounts")
             .unwrap();
-        let my = My {
+        Some(My {
             db,
             conn: Mutex::new(c),
-        };
+        })
+    }
+
+    #[test]
+    fn mariadb_defaults() {
+        let Some(my) = setup("defaults") else { return };
+        defaults(&my);
+    }
+
+    #[test]
+    fn mariadb_runs_and_rolls_back_as_one() {
+        let Some(my) = setup("ops") else { return };
         runs_and_rolls_back_as_one(&my);
         refusals_change_nothing(&my);
     }

@@ -3,6 +3,7 @@
 //! phases — `run` does that from a [`Plan`](crate::plan::Plan).
 
 pub mod ansi;
+pub mod dialect;
 pub mod mysql;
 pub mod postgres;
 pub mod sql_shape;
@@ -271,6 +272,11 @@ pub trait Engine {
     /// Plans adding one column against the live schema, validating it without changing anything:
     /// a plan of that one operation (`crate::ops` merges the operations of a migration).
     fn plan_add_column(&mut self, migration: &str, add: &AddColumn) -> Result<Plan>;
+    /// The live table an operation changes; a refusal naming it (and the tables there are) when
+    /// it is missing or not an ordinary table.
+    fn live_table(&mut self, table: &str) -> Result<dialect::LiveTable>;
+    /// The engine's statements and facts for operations, on the connected version.
+    fn dialect(&mut self) -> Result<Box<dyn dialect::Dialect>>;
     /// Refuses (with what to do) when the database is not ready to start, e.g. SQLite outside WAL.
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()>;
 

@@ -10,7 +10,7 @@ mod defaults;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::plan::{Action, PLAN_FORMAT, Plan};
+use crate::plan::{Action, PLAN_FORMAT, Phase, Plan};
 use crate::spec::{Migration, Operation};
 
 /// One operation kind.
@@ -18,6 +18,12 @@ pub trait Op {
     /// The operation's own plan against the live schema, validated without changing anything:
     /// its steps (each with `op` 0) and their undo.
     fn plan(&self, migration: &str, engine: &mut dyn Engine) -> Result<Plan>;
+
+    /// Whether, in a migration that waits for `complete`, its steps belong there (they take away
+    /// something old application versions rely on) rather than to `start`.
+    fn at_contract(&self) -> bool {
+        false
+    }
 }
 
 /// The [`Op`] that plans `operation`.
@@ -52,18 +58,24 @@ pub fn plan(engine: &mut dyn Engine, migration: &Migration) -> Result<Plan> {
                 )),
                 other => other,
             })?;
-        parts.push(part);
+        parts.push((part, op_for(operation).at_contract()));
     }
     merge(&migration.name, parts)
 }
 
 /// One plan from the operations' own: steps in phase order (stable, so each operation's steps keep
 /// their order and operations keep the migration's), each naming its operation.
-pub fn merge(name: &str, mut parts: Vec<Plan>) -> Result<Plan> {
+///
+/// `parts` pairs each operation's plan with [`Op::at_contract`]: when the migration waits for
+/// `complete`, such an operation's steps move there.
+pub fn merge(name: &str, mut parts: Vec<(Plan, bool)>) -> Result<Plan> {
     if parts.len() == 1 {
-        return Ok(parts.remove(0));
+        return Ok(parts.remove(0).0);
     }
-    let filled = parts.iter().filter(|p| p.backfilled().is_some()).count();
+    let filled = parts
+        .iter()
+        .filter(|(p, _)| p.backfilled().is_some())
+        .count();
     if filled > 1 {
         return Err(Error::Refused(format!(
             "migration `{name}` has {filled} operations that fill existing rows; zerodown backfills one column per migration so far: put each filled column in a migration of its own — nothing was changed"
@@ -72,13 +84,14 @@ pub fn merge(name: &str, mut parts: Vec<Plan>) -> Result<Plan> {
     let mut plan = Plan {
         format: PLAN_FORMAT,
         migration: name.to_string(),
-        engine: parts[0].engine.clone(),
-        single_step: parts.iter().all(|p| p.single_step),
+        engine: parts[0].0.engine.clone(),
+        single_step: parts.iter().all(|(p, _)| p.single_step),
         notes: Vec::new(),
         ops: Vec::new(),
         steps: Vec::new(),
     };
-    for part in parts {
+    let waits = !plan.single_step;
+    for (part, at_contract) in parts {
         let base = plan.ops.len();
         for note in part.notes {
             if !plan.notes.contains(&note) {
@@ -88,6 +101,9 @@ pub fn merge(name: &str, mut parts: Vec<Plan>) -> Result<Plan> {
         plan.ops.extend(part.ops);
         plan.steps.extend(part.steps.into_iter().map(|mut s| {
             s.op += base;
+            if waits && at_contract {
+                s.phase = Phase::Contract;
+            }
             s
         }));
     }

@@ -30,7 +30,12 @@ pub fn render_text(plan: &Plan) -> String {
     if plan.single_step {
         let _ = writeln!(
             out,
-            "One catalog-only statement: no backfill, no triggers, nothing to complete."
+            "{}: no backfill, no triggers, nothing to complete.",
+            if plan.steps.len() == 1 {
+                "One catalog-only statement"
+            } else {
+                "Statements run by `start` alone"
+            }
         );
     }
     for n in &plan.notes {

@@ -19,6 +19,8 @@ pub struct ExprInfo {
     pub functions: Vec<String>,
     /// The expression is one literal (number, string, blob, NULL, TRUE/FALSE), possibly signed.
     pub is_literal: bool,
+    /// The expression as the parser renders it: what a statement holds, never the user's raw text.
+    pub rendered: String,
 }
 
 /// Parses an expression in `dialect`; rejects subqueries, several statements and trailing text.
@@ -58,6 +60,7 @@ pub fn analyze_expr(expr: &str, dialect: Dialect, what: &str) -> Result<ExprInfo
         what,
         info: ExprInfo {
             is_literal: is_literal(&parsed),
+            rendered: parsed.to_string(),
             ..ExprInfo::default()
         },
     };

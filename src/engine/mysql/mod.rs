@@ -14,8 +14,10 @@ mod catalog;
 mod checks;
 mod connect;
 mod ddl;
+mod dialect;
 mod driver;
 mod error;
+pub(crate) mod facts;
 mod guard;
 mod mysql8;
 mod probe;
@@ -181,6 +183,20 @@ impl Engine for MySql {
 
     fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
         self.plan_add_column(name, add)
+    }
+
+    fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
+        let (schema, _) = self.table_schema(table)?;
+        Ok(super::dialect::LiveTable {
+            namespace: None,
+            schema,
+        })
+    }
+
+    fn dialect(&mut self) -> Result<Box<dyn super::dialect::Dialect>> {
+        Ok(Box::new(dialect::MyDialect {
+            label: self.label(),
+        }))
     }
 
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {

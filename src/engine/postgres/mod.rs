@@ -11,8 +11,10 @@ mod canary;
 mod catalog;
 mod connect;
 mod ddl;
+mod dialect;
 mod driver;
 mod error;
+pub(crate) mod facts;
 mod guard;
 mod probe;
 pub mod rules;
@@ -165,6 +167,20 @@ impl Engine for Postgres {
 
     fn plan_add_column(&mut self, name: &str, add: &AddColumn) -> Result<Plan> {
         Postgres::plan_add_column(self, name, add)
+    }
+
+    fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
+        let (schema, namespace, _) = self.table_schema(table)?;
+        Ok(super::dialect::LiveTable {
+            namespace: Some(namespace),
+            schema,
+        })
+    }
+
+    fn dialect(&mut self) -> Result<Box<dyn super::dialect::Dialect>> {
+        Ok(Box::new(dialect::PgDialect {
+            version_num: self.version_num,
+        }))
     }
 
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {

@@ -112,7 +112,7 @@ fn run_statements(c: &Connection, sql: &[Statement]) -> Result<()> {
                 column,
                 default,
                 literal,
-            } => schema_edit::set_column_default(c, table, column, default, *literal)?,
+            } => schema_edit::set_column_default(c, table, column, Some((default, *literal)))?,
             Run::OnlineBuild { .. } | Run::InstantOr { .. } | Run::Copy => {
                 return Err(unrunnable(s));
             }

@@ -11,6 +11,8 @@ mod backfill;
 mod canary;
 mod catalog;
 mod ddl;
+mod dialect;
+pub(crate) mod facts;
 mod guard;
 mod rules;
 mod schema_edit;
@@ -193,6 +195,19 @@ impl Engine for Sqlite {
         let plan = build_plan(name, add, &schema, &self.env()?)?;
         self.validate_against_db(add, &schema)?;
         Ok(plan)
+    }
+
+    fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
+        Ok(super::dialect::LiveTable {
+            namespace: None,
+            schema: self.table_schema(table)?,
+        })
+    }
+
+    fn dialect(&mut self) -> Result<Box<dyn super::dialect::Dialect>> {
+        Ok(Box::new(dialect::LiteDialect {
+            version: self.env()?.version,
+        }))
     }
 
     fn preflight(&mut self, settings: &Settings, emit: &mut dyn FnMut(Event)) -> Result<()> {

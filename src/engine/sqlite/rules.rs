@@ -1,12 +1,13 @@
 //! SQLite's rules: which statement each step runs, what it locks and for how long, and why — pure
 //! data built from the live schema, with no database access (snapshot-tested).
 
-use super::{COUNTER_TABLE, SqliteEnv, literal, quote, quote_list, schema_edit};
+use super::schema_edit::set_default;
+use super::{COUNTER_TABLE, SqliteEnv, literal, quote, quote_list};
 use crate::engine::TableSchema;
 use crate::error::{Error, Result};
 use crate::plan::{
     self, Action, Cost, Decided, DefaultKind, FillPlan, LockLevel, OpPlan, Phase, Plan, PlanInput,
-    Run, Statement, Step, Volatility,
+    Statement, Step, Volatility,
 };
 use crate::spec::{AddColumn, Dialect, ExprInfo, analyze_expr};
 
@@ -396,31 +397,6 @@ fn steps(add: &AddColumn, schema: &TableSchema, d: &Decided) -> Vec<Step> {
         }
     }
     steps
-}
-
-/// The one statement that sets `column`'s default through SQLite's schema-edit procedure. Its text
-/// shows the edit as `plan` prints it; the executor applies the fields, never the text.
-fn set_default(table: &str, column: &str, default: &str, literal_default: bool) -> Statement {
-    let sql = [
-        "PRAGMA writable_schema = ON".to_string(),
-        format!(
-            "UPDATE sqlite_schema SET sql = <the table's CREATE TABLE with DEFAULT {}> WHERE type = 'table' AND name = {}",
-            schema_edit::default_clause(default, literal_default),
-            literal(table)
-        ),
-        "PRAGMA schema_version = <current + 1>".to_string(),
-        "PRAGMA writable_schema = OFF".to_string(),
-    ]
-    .join("\n");
-    Statement {
-        sql,
-        run: Run::SqliteSetDefault {
-            table: table.to_string(),
-            column: column.to_string(),
-            default: default.to_string(),
-            literal: literal_default,
-        },
-    }
 }
 
 /// The keyset batch statements for `fill`: (select of the next keys, update of the batch).

@@ -3,8 +3,9 @@
 //! kinds of table schema changes") — edit the CREATE TABLE text in sqlite_schema under
 //! `PRAGMA writable_schema`, then bump `schema_version` so every connection reloads the schema.
 
-use super::quote;
+use super::{literal, quote};
 use crate::error::{Error, Result};
+use crate::plan::{Run, Statement};
 use rusqlite::Connection;
 
 /// The text after `DEFAULT`: a literal as written, anything else parenthesised (SQLite's grammar).
@@ -20,6 +21,140 @@ pub fn default_clause(expr: &str, is_literal: bool) -> String {
 /// Works on SQLite's tokens (quotes, brackets, comments), so names and strings that look like the column
 /// never match.
 pub fn with_default(create_sql: &str, column: &str, clause: &str) -> Result<String> {
+    let (_, at) = find_column(create_sql, column)?;
+    Ok(format!(
+        "{} DEFAULT {clause}{}",
+        &create_sql[..at],
+        &create_sql[at..]
+    ))
+}
+
+/// Removes the `DEFAULT …` clause of `column`'s definition, if it has one.
+pub fn without_default(create_sql: &str, column: &str) -> Result<String> {
+    let (start, end) = find_column(create_sql, column)?;
+    let seg = &create_sql[start..end];
+    let b = seg.as_bytes();
+    let mut i = 0;
+    let mut depth = 0usize;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' | b'`' | b'[' => {
+                i = skip_quoted(b, i).ok_or_else(|| unparsable(column))?
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => i = skip_line_comment(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            c if is_word(c) => {
+                let w = i;
+                while i < b.len() && is_word(b[i]) {
+                    i += 1;
+                }
+                if depth == 0 && seg[w..i].eq_ignore_ascii_case("DEFAULT") {
+                    let end = default_term_end(b, i).ok_or_else(|| unparsable(column))?;
+                    let from = seg[..w].trim_end().len();
+                    return Ok(format!(
+                        "{}{}",
+                        &create_sql[..start + from],
+                        &create_sql[start + end..]
+                    ));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(create_sql.to_string())
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+/// The index just past a quoted string or identifier starting at `i` (`'…'`, `"…"`, `` `…` ``,
+/// `[…]`), doubled quotes included.
+fn skip_quoted(b: &[u8], i: usize) -> Option<usize> {
+    let close = if b[i] == b'[' { b']' } else { b[i] };
+    let mut j = i + 1;
+    loop {
+        if j >= b.len() {
+            return None;
+        }
+        if b[j] == close {
+            if close != b']' && b.get(j + 1) == Some(&close) {
+                j += 2;
+                continue;
+            }
+            return Some(j + 1);
+        }
+        j += 1;
+    }
+}
+
+fn skip_line_comment(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] != b'\n' {
+        i += 1;
+    }
+    i
+}
+
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    i += 2;
+    while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+        i += 1;
+    }
+    (i + 2).min(b.len())
+}
+
+/// Where the term after `DEFAULT` ends: a parenthesised expression, a string or blob literal, a
+/// signed number, or one word (a number, NULL, TRUE, CURRENT_TIMESTAMP, …).
+fn default_term_end(b: &[u8], mut i: usize) -> Option<usize> {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    match *b.get(i)? {
+        b'(' => {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'\'' | b'"' | b'`' | b'[' => {
+                        i = skip_quoted(b, i)?;
+                        continue;
+                    }
+                    b'(' => depth += 1,
+                    b')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        b'\'' => skip_quoted(b, i),
+        b'x' | b'X' if b.get(i + 1) == Some(&b'\'') => skip_quoted(b, i + 1),
+        b'+' | b'-' => default_term_end(b, i + 1),
+        c if is_word(c) || c == b'.' => {
+            while i < b.len() && (is_word(b[i]) || b[i] == b'.') {
+                i += 1;
+            }
+            Some(i)
+        }
+        _ => None,
+    }
+}
+
+/// The byte range of `column`'s definition in a CREATE TABLE statement: from its first token to
+/// the end of its last significant token.
+fn find_column(create_sql: &str, column: &str) -> Result<(usize, usize)> {
     let b = create_sql.as_bytes();
     let mut i = 0;
     let mut depth = 0usize;
@@ -89,12 +224,8 @@ pub fn with_default(create_sql: &str, column: &str, clause: &str) -> Result<Stri
                         .as_deref()
                         .is_some_and(|t| t.eq_ignore_ascii_case(column))
                 {
-                    let at = last_significant_end;
-                    return Ok(format!(
-                        "{} DEFAULT {clause}{}",
-                        &create_sql[..at],
-                        &create_sql[at..]
-                    ));
+                    let start = seg_start.unwrap_or(0);
+                    return Ok((start, last_significant_end));
                 }
                 if ch == b')' {
                     break;
@@ -160,14 +291,14 @@ fn columns(conn: &Connection, table: &str) -> Result<Vec<ColumnFacts>> {
     .map_err(|e| Error::db("reading the table's columns", e))
 }
 
-/// Sets `column`'s default inside the caller's write transaction, after proving on a scratch database
-/// that the edited CREATE TABLE is one statement that gives `column` a default and changes nothing else.
+/// Sets (`Some((expression, is_literal))`) or drops (`None`) `column`'s default inside the caller's
+/// write transaction, after proving on a scratch database that the edited CREATE TABLE is one
+/// statement that changes `column`'s default and nothing else.
 pub fn set_column_default(
     conn: &Connection,
     table: &str,
     column: &str,
-    expr: &str,
-    is_literal: bool,
+    default: Option<(&str, bool)>,
 ) -> Result<()> {
     let sql: String = conn
         .query_row(
@@ -176,8 +307,13 @@ pub fn set_column_default(
             |r| r.get(0),
         )
         .map_err(|e| Error::db("reading the table's definition", e))?;
-    let clause = default_clause(expr, is_literal);
-    let edited = with_default(&sql, column, &clause)?;
+    let edited = without_default(&sql, column)?;
+    let edited = match default {
+        Some((expr, is_literal)) => {
+            with_default(&edited, column, &default_clause(expr, is_literal))?
+        }
+        None => edited,
+    };
     // Prove the edit on a scratch in-memory database before touching the real catalog. `execute`
     // prepares exactly one statement: text that would add a second one is refused, never run.
     let scratch =
@@ -193,15 +329,14 @@ pub fn set_column_default(
         && before.iter().zip(&proved).all(|(b, p)| {
             if b.0 == column {
                 (&b.0, &b.1, b.2, b.4, b.5) == (&p.0, &p.1, p.2, p.4, p.5)
-                    && b.3.is_none()
-                    && p.3.is_some()
+                    && p.3.is_some() == default.is_some()
             } else {
                 b == p
             }
         });
     if !only_the_default {
         return Err(Error::Refused(format!(
-            "editing the table definition would change more than the default of {} (or the column already has one); nothing was changed",
+            "editing the table definition would change more than the default of {}; nothing was changed",
             quote(column)
         )));
     }
@@ -235,6 +370,31 @@ pub fn set_column_default(
     Ok(())
 }
 
+/// The one statement that sets `column`'s default through SQLite's schema-edit procedure. Its text
+/// shows the edit as `plan` prints it; the executor applies the fields, never the text.
+pub fn set_default(table: &str, column: &str, default: &str, literal_default: bool) -> Statement {
+    let sql = [
+        "PRAGMA writable_schema = ON".to_string(),
+        format!(
+            "UPDATE sqlite_schema SET sql = <the table's CREATE TABLE with DEFAULT {}> WHERE type = 'table' AND name = {}",
+            default_clause(default, literal_default),
+            literal(table)
+        ),
+        "PRAGMA schema_version = <current + 1>".to_string(),
+        "PRAGMA writable_schema = OFF".to_string(),
+    ]
+    .join("\n");
+    Statement {
+        sql,
+        run: Run::SqliteSetDefault {
+            table: table.to_string(),
+            column: column.to_string(),
+            default: default.to_string(),
+            literal: literal_default,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,13 +424,67 @@ mod tests {
     }
 
     #[test]
+    fn removes_a_default_of_every_shape() {
+        for (sql, want) in [
+            (
+                "CREATE TABLE t(c text DEFAULT 'a, b' NOT NULL, d int)",
+                "CREATE TABLE t(c text NOT NULL, d int)",
+            ),
+            (
+                "CREATE TABLE t(c int default (abs(-1) + (2)), d int)",
+                "CREATE TABLE t(c int, d int)",
+            ),
+            ("CREATE TABLE t(c int DEFAULT -5)", "CREATE TABLE t(c int)"),
+            (
+                "CREATE TABLE t(c blob DEFAULT x'00ff' /* x */)",
+                "CREATE TABLE t(c blob /* x */)",
+            ),
+            (
+                "CREATE TABLE t(c text DEFAULT CURRENT_TIMESTAMP, \"default\" int DEFAULT 1)",
+                "CREATE TABLE t(c text, \"default\" int DEFAULT 1)",
+            ),
+            (
+                "CREATE TABLE t(c text, d int DEFAULT 1)",
+                "CREATE TABLE t(c text, d int DEFAULT 1)",
+            ),
+        ] {
+            assert_eq!(without_default(sql, "c").unwrap(), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn replaces_and_drops_a_live_default() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, c text DEFAULT 'old' NOT NULL); BEGIN",
+        )
+        .unwrap();
+        set_column_default(&c, "t", "c", Some(("'new'", true))).unwrap();
+        c.execute_batch("COMMIT; INSERT INTO t(id) VALUES (1); BEGIN")
+            .unwrap();
+        set_column_default(&c, "t", "c", None).unwrap();
+        c.execute_batch("COMMIT").unwrap();
+        let v: String = c.query_row("SELECT c FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, "new");
+        let sql: String = c
+            .query_row("SELECT sql FROM sqlite_schema WHERE name = 't'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            sql,
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, c text NOT NULL)"
+        );
+    }
+
+    #[test]
     fn edits_a_live_table() {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(
             "CREATE TABLE t(id INTEGER PRIMARY KEY, a int); ALTER TABLE t ADD COLUMN c text; BEGIN",
         )
         .unwrap();
-        set_column_default(&c, "t", "c", "lower('X')", false).unwrap();
+        set_column_default(&c, "t", "c", Some(("lower('X')", false))).unwrap();
         c.execute_batch("COMMIT; INSERT INTO t(a) VALUES (1)")
             .unwrap();
         let v: String = c.query_row("SELECT c FROM t", [], |r| r.get(0)).unwrap();
@@ -288,15 +502,15 @@ mod tests {
             })
             .unwrap();
         // A default whose text closes its parenthesis and declares another column…
-        let err = set_column_default(&c, "t", "c", "1) , x int DEFAULT (2", false).unwrap_err();
+        let err =
+            set_column_default(&c, "t", "c", Some(("1) , x int DEFAULT (2", false))).unwrap_err();
         assert!(err.to_string().contains("more than the default"), "{err}");
         // …or adds a second statement is refused before the catalog is touched.
         let err = set_column_default(
             &c,
             "t",
             "c",
-            "1)); ATTACH ':memory:' AS y; CREATE TABLE z((1",
-            false,
+            Some(("1)); ATTACH ':memory:' AS y; CREATE TABLE z((1", false)),
         )
         .unwrap_err();
         assert!(err.to_string().contains("one CREATE TABLE"), "{err}");

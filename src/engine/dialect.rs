@@ -1,0 +1,135 @@
+//! What operations ask of an engine besides its catalog: for each statement kind, the engine's SQL
+//! on this version, and the facts about it (what it locks, for how long, what it costs), each fact
+//! a row of the engine's table naming the real-engine test that proves it.
+
+use super::{Column, TableSchema};
+use crate::error::{Error, Result};
+use crate::plan::{Cost, LockLevel, Statement};
+
+/// A statement kind an operation may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `ALTER COLUMN … SET DEFAULT` (or the engine's equivalent).
+    SetDefault,
+    /// `ALTER COLUMN … DROP DEFAULT`.
+    DropDefault,
+}
+
+/// One row of an engine's knowledge.
+#[derive(Debug, Clone, Copy)]
+pub struct Fact {
+    pub kind: Kind,
+    /// The versions the row holds for, as the engine numbers them ("13–18", "10.11"); MySQL 8 rows
+    /// say "documented, not run".
+    pub versions: &'static str,
+    /// The lock in the engine's own terms.
+    pub lock: &'static str,
+    /// How long it is held.
+    pub held: &'static str,
+    pub blocks_writes: bool,
+    pub blocks_reads: bool,
+    pub cost: Cost,
+    /// Why the statement is safe to run this way.
+    pub reason: &'static str,
+    /// `tests/<file>.rs::<test>`: the test that shows it on the real server.
+    pub proven_by: &'static str,
+}
+
+impl Fact {
+    pub fn lock_level(&self) -> LockLevel {
+        LockLevel::new(self.lock, self.held, self.blocks_writes, self.blocks_reads)
+    }
+}
+
+/// The fact for `kind` in an engine's table: a missing row is a bug, never a guess.
+pub fn fact(table: &[Fact], kind: Kind) -> Result<&Fact> {
+    table.iter().find(|f| f.kind == kind).ok_or_else(|| {
+        Error::db(
+            "planning",
+            format!("the engine has no fact for {kind:?}: an internal error, nothing was changed"),
+        )
+    })
+}
+
+/// One step's worth of an operation, as the engine writes it.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    pub sql: Vec<Statement>,
+    pub lock: LockLevel,
+    pub cost: Cost,
+    pub reason: String,
+    pub undo: Vec<Statement>,
+    pub undo_cost: Option<Cost>,
+}
+
+/// A table as operations see it: its schema (PostgreSQL's namespace) and its columns.
+#[derive(Debug, Clone)]
+pub struct LiveTable {
+    pub namespace: Option<String>,
+    pub schema: TableSchema,
+}
+
+impl LiveTable {
+    /// The named column, or a refusal naming the table's columns.
+    pub fn column(&self, name: &str) -> Result<&Column> {
+        self.schema.column(name).ok_or_else(|| {
+            Error::Refused(format!(
+                "column `{name}` not found in `{}`; its columns are: {} — nothing was changed",
+                self.schema.name,
+                self.schema
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+}
+
+/// An engine's statements for operations, on the version it is connected to.
+pub trait Dialect {
+    /// Engine and version, as plans print it.
+    fn label(&self) -> String;
+    /// The dialect user expressions are parsed in.
+    fn spec_dialect(&self) -> crate::spec::Dialect;
+    /// Sets `column`'s default to `default` (an expression already parsed and rendered; `literal`
+    /// when it is one value), or drops it (`None`). The undo restores the default it had.
+    fn column_default(
+        &self,
+        table: &LiveTable,
+        column: &Column,
+        default: Option<(&str, bool)>,
+    ) -> Result<Fragment>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fact;
+
+    /// Every fact names a test that exists: `tests/<file>.rs::<function>`.
+    #[test]
+    fn every_fact_names_an_existing_test() {
+        let tables: [(&str, &[Fact]); 3] = [
+            ("postgres", crate::engine::postgres::facts::FACTS),
+            ("mysql", crate::engine::mysql::facts::FACTS),
+            ("sqlite", crate::engine::sqlite::facts::FACTS),
+        ];
+        for (engine, facts) in tables {
+            for f in facts {
+                let (file, test) = f
+                    .proven_by
+                    .split_once("::")
+                    .unwrap_or_else(|| panic!("{engine} {:?}: {}", f.kind, f.proven_by));
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{engine} {:?}: {}: {e}", f.kind, path.display()));
+                assert!(
+                    text.contains(&format!("fn {test}()")),
+                    "{engine} {:?}: no test `{test}` in {file}",
+                    f.kind
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! PostgreSQL's knowledge for operations: one row per statement kind, each naming the test that
+//! shows it on the real server (PostgreSQL 13–18, each major in the test matrix).
+
+use crate::engine::dialect::{Fact, Kind};
+use crate::plan::Cost;
+
+pub const FACTS: &[Fact] = &[
+    Fact {
+        kind: Kind::SetDefault,
+        versions: "13–18",
+        lock: "ACCESS EXCLUSIVE",
+        held: "a few milliseconds (catalog only), taken under the lock guard",
+        blocks_writes: true,
+        blocks_reads: true,
+        cost: Cost::CatalogOnly,
+        reason: "a default changes only the catalog: existing rows keep their values, and only later INSERTs that leave the column out get it",
+        proven_by: "tests/operations.rs::postgres_15_defaults",
+    },
+    Fact {
+        kind: Kind::DropDefault,
+        versions: "13–18",
+        lock: "ACCESS EXCLUSIVE",
+        held: "a few milliseconds (catalog only), taken under the lock guard",
+        blocks_writes: true,
+        blocks_reads: true,
+        cost: Cost::CatalogOnly,
+        reason: "dropping a default changes only the catalog; application versions that still leave the column out of their INSERTs then write NULL",
+        proven_by: "tests/operations.rs::postgres_15_defaults",
+    },
+];

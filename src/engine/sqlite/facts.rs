@@ -1,0 +1,30 @@
+//! SQLite's knowledge for operations: one row per statement kind, each naming the test that shows
+//! it on the real library (the bundled SQLite).
+
+use crate::engine::dialect::{Fact, Kind};
+use crate::plan::Cost;
+
+pub const FACTS: &[Fact] = &[
+    Fact {
+        kind: Kind::SetDefault,
+        versions: "3.40+",
+        lock: "none (refused)",
+        held: "-",
+        blocks_writes: false,
+        blocks_reads: false,
+        cost: Cost::CatalogOnly,
+        reason: "refused: SQLite has no ALTER COLUMN … SET DEFAULT, and its schema-edit procedure (writable_schema) would change what rows written before the column was added read, since they store no value for it and read the table's default",
+        proven_by: "tests/operations.rs::sqlite_defaults",
+    },
+    Fact {
+        kind: Kind::DropDefault,
+        versions: "3.40+",
+        lock: "none (refused)",
+        held: "-",
+        blocks_writes: false,
+        blocks_reads: false,
+        cost: Cost::CatalogOnly,
+        reason: "refused, as SetDefault: rows written before the column was added would read NULL instead of the old default",
+        proven_by: "tests/operations.rs::sqlite_defaults",
+    },
+];
