@@ -13,6 +13,10 @@ pub enum Kind {
     SetDefault,
     /// `ALTER COLUMN … DROP DEFAULT`.
     DropDefault,
+    /// Adding a CHECK constraint to an existing table (PostgreSQL: NOT VALID).
+    AddCheck,
+    /// `VALIDATE CONSTRAINT`: existing rows checked against a NOT VALID constraint.
+    ValidateConstraint,
 }
 
 /// One row of an engine's knowledge.
@@ -101,6 +105,15 @@ pub trait Dialect {
         column: &Column,
         default: Option<(&str, bool)>,
     ) -> Result<Fragment>;
+
+    /// Adding CHECK `name` (its body already parsed and rendered) to an existing table: the steps
+    /// in order, each with its one-line summary.
+    fn add_check(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        check: &str,
+    ) -> Result<Vec<(String, Fragment)>>;
 }
 
 #[cfg(test)]

@@ -1,17 +1,15 @@
 //! SetDefault and DropDefault: a column's default, changed in the catalog only. Existing rows keep
 //! their values; only later INSERTs that leave the column out see the change.
 
-use super::Op;
-use crate::engine::Engine;
-use crate::engine::dialect::{Dialect, Fragment, LiveTable};
+use super::{Op, Planning, started_plan};
 use crate::error::{Error, Result};
-use crate::plan::{Action, OpPlan, PLAN_FORMAT, Phase, Plan, Step};
+use crate::plan::Plan;
 use crate::spec::{DropDefault, SetDefault, analyze_expr};
 
 impl Op for SetDefault {
-    fn plan(&self, migration: &str, engine: &mut dyn Engine) -> Result<Plan> {
-        let dialect = engine.dialect()?;
-        let table = engine.live_table(&self.table)?;
+    fn plan(&self, migration: &str, planning: &mut Planning) -> Result<Plan> {
+        let dialect = planning.dialect()?;
+        let table = planning.live_table(&self.table)?;
         let column = table.column(&self.column)?;
         let info = analyze_expr(&self.default, dialect.spec_dialect(), "default")?;
         if !info.columns.is_empty() {
@@ -28,22 +26,21 @@ impl Op for SetDefault {
             "set the default of `{}`.`{}` to {}",
             table.schema.name, column.name, info.rendered
         );
-        Ok(one_step(
+        Ok(started_plan(
             migration,
             "set_default",
             &*dialect,
             &table,
             &column.name,
-            summary,
-            fragment,
+            vec![(summary, fragment)],
         ))
     }
 }
 
 impl Op for DropDefault {
-    fn plan(&self, migration: &str, engine: &mut dyn Engine) -> Result<Plan> {
-        let dialect = engine.dialect()?;
-        let table = engine.live_table(&self.table)?;
+    fn plan(&self, migration: &str, planning: &mut Planning) -> Result<Plan> {
+        let dialect = planning.dialect()?;
+        let table = planning.live_table(&self.table)?;
         let column = table.column(&self.column)?;
         if column.default.is_none() {
             return Err(Error::Refused(format!(
@@ -56,14 +53,13 @@ impl Op for DropDefault {
             "drop the default of `{}`.`{}`",
             table.schema.name, column.name
         );
-        Ok(one_step(
+        Ok(started_plan(
             migration,
             "drop_default",
             &*dialect,
             &table,
             &column.name,
-            summary,
-            fragment,
+            vec![(summary, fragment)],
         ))
     }
 
@@ -71,44 +67,5 @@ impl Op for DropDefault {
     /// the new version is deployed: in a migration that waits for `complete`, it comes off there.
     fn at_contract(&self) -> bool {
         true
-    }
-}
-
-/// A plan of one catalog-only step, run by `start`.
-fn one_step(
-    migration: &str,
-    kind: &str,
-    dialect: &dyn Dialect,
-    table: &LiveTable,
-    column: &str,
-    summary: String,
-    f: Fragment,
-) -> Plan {
-    Plan {
-        format: PLAN_FORMAT,
-        migration: migration.to_string(),
-        engine: dialect.label(),
-        single_step: true,
-        notes: Vec::new(),
-        ops: vec![OpPlan {
-            kind: kind.into(),
-            schema: table.namespace.clone(),
-            table: table.schema.name.clone(),
-            column: column.to_string(),
-            fill: None,
-            objects: Default::default(),
-        }],
-        steps: vec![Step {
-            op: 0,
-            phase: Phase::Expand,
-            action: Action::Ddl,
-            summary,
-            sql: f.sql,
-            lock: f.lock,
-            cost: f.cost,
-            reason: f.reason,
-            undo: f.undo,
-            undo_cost: f.undo_cost,
-        }],
     }
 }

@@ -4,20 +4,52 @@
 //! then merges the operations of a migration into one plan that runs as one lifecycle: every check,
 //! every expand, every dual-write, the backfill, and on `complete` every contract.
 
+mod add_check;
 mod add_column;
 mod create_index;
 mod defaults;
 
-use crate::engine::Engine;
+use crate::engine::dialect::{Dialect, Fragment, LiveTable};
+use crate::engine::{Column, Engine};
 use crate::error::{Error, Result};
-use crate::plan::{Action, PLAN_FORMAT, Phase, Plan};
+use crate::plan::{Action, OpPlan, PLAN_FORMAT, Phase, Plan, Step};
 use crate::spec::{Migration, Operation};
+
+/// Planning one migration: the engine, and the columns its earlier operations add, which later
+/// operations may name (a CHECK on a new column, say) though the live table has none of them yet.
+pub struct Planning<'a> {
+    pub engine: &'a mut dyn Engine,
+    added: Vec<(String, Column)>,
+}
+
+impl Planning<'_> {
+    /// The table as it will be when the operation runs: live, plus the columns earlier operations
+    /// of the migration add to it.
+    pub fn live_table(&mut self, table: &str) -> Result<LiveTable> {
+        let mut live = self.engine.live_table(table)?;
+        for (t, c) in &self.added {
+            if t.eq_ignore_ascii_case(&live.schema.name) && live.schema.column(&c.name).is_none() {
+                live.schema.columns.push(c.clone());
+            }
+        }
+        Ok(live)
+    }
+
+    pub fn dialect(&mut self) -> Result<Box<dyn Dialect>> {
+        self.engine.dialect()
+    }
+
+    /// Records a column an operation adds, for the operations after it.
+    pub fn adds(&mut self, table: &str, column: Column) {
+        self.added.push((table.to_string(), column));
+    }
+}
 
 /// One operation kind.
 pub trait Op {
-    /// The operation's own plan against the live schema, validated without changing anything:
-    /// its steps (each with `op` 0) and their undo.
-    fn plan(&self, migration: &str, engine: &mut dyn Engine) -> Result<Plan>;
+    /// The operation's own plan against the schema as it will be, validated without changing
+    /// anything: its steps (each with `op` 0) and their undo.
+    fn plan(&self, migration: &str, planning: &mut Planning) -> Result<Plan>;
 
     /// Whether, in a migration that waits for `complete`, its steps belong there (they take away
     /// something old application versions rely on) rather than to `start`.
@@ -33,6 +65,49 @@ fn op_for(operation: &Operation) -> &dyn Op {
         Operation::CreateIndex(c) => c,
         Operation::SetDefault(s) => s,
         Operation::DropDefault(d) => d,
+        Operation::AddCheck(c) => c,
+    }
+}
+
+/// The plan of an operation whose steps all run at `start` (which then completes it, unless other
+/// operations of the migration wait for `complete`): one step per engine fragment, in order.
+fn started_plan(
+    migration: &str,
+    kind: &str,
+    dialect: &dyn Dialect,
+    table: &LiveTable,
+    subject: &str,
+    fragments: Vec<(String, Fragment)>,
+) -> Plan {
+    Plan {
+        format: PLAN_FORMAT,
+        migration: migration.to_string(),
+        engine: dialect.label(),
+        single_step: true,
+        notes: Vec::new(),
+        ops: vec![OpPlan {
+            kind: kind.into(),
+            schema: table.namespace.clone(),
+            table: table.schema.name.clone(),
+            column: subject.to_string(),
+            fill: None,
+            objects: Default::default(),
+        }],
+        steps: fragments
+            .into_iter()
+            .map(|(summary, f)| Step {
+                op: 0,
+                phase: Phase::Expand,
+                action: Action::Ddl,
+                summary,
+                sql: f.sql,
+                lock: f.lock,
+                cost: f.cost,
+                reason: f.reason,
+                undo: f.undo,
+                undo_cost: f.undo_cost,
+            })
+            .collect(),
     }
 }
 
@@ -46,9 +121,13 @@ pub fn plan(engine: &mut dyn Engine, migration: &Migration) -> Result<Plan> {
     }
     let many = migration.operations.len() > 1;
     let mut parts = Vec::new();
+    let mut planning = Planning {
+        engine,
+        added: Vec::new(),
+    };
     for (i, operation) in migration.operations.iter().enumerate() {
         let part = op_for(operation)
-            .plan(&migration.name, engine)
+            .plan(&migration.name, &mut planning)
             .map_err(|e| match e {
                 // Which operation a refusal is about, when there are several.
                 Error::Refused(m) if many => Error::Refused(format!(

@@ -183,7 +183,9 @@ pub fn start(
         }
         None => {
             let plan = crate::ops::plan(engine, migration)?;
-            if !plan.single_step {
+            // Only a migration of catalog-only statements runs without the engine's checks (and
+            // its settings, such as --allow-copy): nothing it does holds a lock for long.
+            if !plan.single_step || plan.steps.iter().any(|s| s.cost != Cost::CatalogOnly) {
                 engine.preflight(ctx.settings, ctx.emit)?;
             }
             // Read-only checks run before anything is written, so a refusal leaves no trace.

@@ -13,7 +13,7 @@ mod toml_file;
 
 pub use data_type::render_data_type;
 pub use expr::{ExprInfo, analyze_expr};
-pub use operation::{CreateIndex, DropDefault, Operation, SetDefault};
+pub use operation::{AddCheck, CreateIndex, DropDefault, Operation, SetDefault};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -12,6 +12,7 @@ pub enum Operation {
     CreateIndex(CreateIndex),
     SetDefault(SetDefault),
     DropDefault(DropDefault),
+    AddCheck(AddCheck),
 }
 
 /// An index on existing columns of an existing table, built without blocking writes where the
@@ -38,6 +39,18 @@ pub struct SetDefault {
     pub default: String,
 }
 
+/// A CHECK constraint on existing columns: new writes are checked at once, existing rows by a scan
+/// that blocks no application query where the engine has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddCheck {
+    pub table: String,
+    /// The constraint's name, kept as written.
+    pub name: String,
+    /// SQL boolean expression over the row's columns (the body of `CHECK (…)`).
+    pub check: String,
+}
+
 /// Removes an existing column's default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +67,7 @@ impl Operation {
             Operation::CreateIndex(_) => "create_index",
             Operation::SetDefault(_) => "set_default",
             Operation::DropDefault(_) => "drop_default",
+            Operation::AddCheck(_) => "add_check",
         }
     }
 
@@ -64,6 +78,7 @@ impl Operation {
             Operation::CreateIndex(c) => &c.table,
             Operation::SetDefault(s) => &s.table,
             Operation::DropDefault(d) => &d.table,
+            Operation::AddCheck(c) => &c.table,
         }
     }
 
@@ -80,6 +95,7 @@ impl Operation {
             ),
             Operation::SetDefault(s) => format!("set default of {}.{}", s.table, s.column),
             Operation::DropDefault(d) => format!("drop default of {}.{}", d.table, d.column),
+            Operation::AddCheck(c) => format!("add check {} on {}", c.name, c.table),
         }
     }
 }

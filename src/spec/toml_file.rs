@@ -4,8 +4,8 @@
 //! line and column of the key or value it is about, in words of our own.
 
 use super::{
-    AddColumn, CreateIndex, DropDefault, Operation, Reference, SetDefault, SpecError, invalid_at,
-    line_col,
+    AddCheck, AddColumn, CreateIndex, DropDefault, Operation, Reference, SetDefault, SpecError,
+    invalid_at, line_col,
 };
 use std::ops::Range;
 use toml::Spanned;
@@ -93,7 +93,13 @@ fn what_to_write(key: &str) -> &'static str {
 }
 
 /// The operation kinds a TOML migration may hold, each as `[kind]` or, for several, `[[kind]]`.
-const KINDS: [&str; 4] = ["add_column", "create_index", "set_default", "drop_default"];
+const KINDS: [&str; 5] = [
+    "add_column",
+    "create_index",
+    "set_default",
+    "drop_default",
+    "add_check",
+];
 
 /// Parses a TOML migration into its operations, in the order the file writes them.
 pub(super) fn parse(text: &str, source: &str) -> Result<Vec<Operation>, SpecError> {
@@ -171,6 +177,7 @@ fn keys_of(kind: &str) -> (&'static [&'static str], usize) {
         "add_column" => (&KEYS, 3),
         "create_index" => (&["table", "name", "columns", "unique"], 3),
         "set_default" => (&["table", "column", "default"], 3),
+        "add_check" => (&["table", "name", "check"], 3),
         _ => (&["table", "column"], 2),
     }
 }
@@ -257,6 +264,11 @@ impl Doc<'_> {
                 name: text("name")?,
                 columns: self.strings("columns", get("columns").expect("required"))?,
                 unique: flag("unique")?,
+            }),
+            "add_check" => Operation::AddCheck(AddCheck {
+                table: text("table")?,
+                name: text("name")?,
+                check: text("check")?,
             }),
             "set_default" => Operation::SetDefault(SetDefault {
                 table: text("table")?,

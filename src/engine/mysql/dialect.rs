@@ -5,10 +5,12 @@ use super::quote;
 use crate::engine::Column;
 use crate::engine::dialect::{Dialect, Fragment, Kind, LiveTable, fact};
 use crate::error::Result;
-use crate::plan::{Cost, Statement};
+use crate::plan::{Cost, Run, Statement};
 
 pub struct MyDialect {
     pub label: String,
+    /// MariaDB (IF [NOT] EXISTS on constraints) rather than MySQL.
+    pub mariadb: bool,
 }
 
 impl Dialect for MyDialect {
@@ -58,5 +60,39 @@ impl Dialect for MyDialect {
             undo: vec![Statement::in_step(set(old))],
             undo_cost: Some(Cost::CatalogOnly),
         })
+    }
+
+    fn add_check(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        check: &str,
+    ) -> Result<Vec<(String, Fragment)>> {
+        let t = quote(&table.schema.name);
+        let n = quote(name);
+        let (if_not_exists, if_exists) = if self.mariadb {
+            ("IF NOT EXISTS ", "IF EXISTS ")
+        } else {
+            ("", "")
+        };
+        let f = fact(FACTS, Kind::AddCheck)?;
+        Ok(vec![(
+            format!("add CHECK {name} (copies the table: needs --allow-copy)"),
+            Fragment {
+                sql: vec![Statement {
+                    sql: format!(
+                        "ALTER TABLE {t} ADD CONSTRAINT {if_not_exists}{n} CHECK ({check}), ALGORITHM=COPY"
+                    ),
+                    run: Run::Copy,
+                }],
+                lock: f.lock_level(),
+                cost: f.cost,
+                reason: f.reason.into(),
+                undo: vec![Statement::in_step(format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT {if_exists}{n}"
+                ))],
+                undo_cost: Some(Cost::CatalogOnly),
+            },
+        )])
     }
 }

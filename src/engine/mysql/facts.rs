@@ -27,4 +27,15 @@ pub const FACTS: &[Fact] = &[
         reason: "ALGORITHM=INSTANT drops only the default in the data dictionary; application versions that still leave the column out of their INSERTs then fail on a NOT NULL column or write NULL",
         proven_by: "tests/operations.rs::mariadb_defaults",
     },
+    Fact {
+        kind: Kind::AddCheck,
+        versions: "MariaDB 10.11; MySQL 8 (documented, not run)",
+        lock: "metadata lock (shared, no writes) for the whole copy",
+        held: "one full copy of the table",
+        blocks_writes: true,
+        blocks_reads: false,
+        cost: Cost::Rewrite,
+        reason: "MariaDB 10.11 has no online way to add a CHECK (INSTANT, NOCOPY and INPLACE are all refused): it copies the table while writes wait; zerodown runs it only with --allow-copy",
+        proven_by: "tests/op_add_check.rs::mariadb_add_check",
+    },
 ];

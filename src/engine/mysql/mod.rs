@@ -196,6 +196,7 @@ impl Engine for MySql {
     fn dialect(&mut self) -> Result<Box<dyn super::dialect::Dialect>> {
         Ok(Box::new(dialect::MyDialect {
             label: self.label(),
+            mariadb: self.flavour == rules::Flavour::MariaDb,
         }))
     }
 

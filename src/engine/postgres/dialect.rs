@@ -58,4 +58,46 @@ impl Dialect for PgDialect {
             undo_cost: Some(Cost::CatalogOnly),
         })
     }
+
+    fn add_check(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        check: &str,
+    ) -> Result<Vec<(String, Fragment)>> {
+        let t = table_name(table);
+        let n = quote(name);
+        let add = fact(FACTS, Kind::AddCheck)?;
+        let validate = fact(FACTS, Kind::ValidateConstraint)?;
+        Ok(vec![
+            (
+                format!("add CHECK {name} NOT VALID"),
+                Fragment {
+                    sql: vec![Statement::in_step(format!(
+                        "ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({check}) NOT VALID"
+                    ))],
+                    lock: add.lock_level(),
+                    cost: add.cost,
+                    reason: add.reason.into(),
+                    undo: vec![Statement::in_step(format!(
+                        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n}"
+                    ))],
+                    undo_cost: Some(Cost::CatalogOnly),
+                },
+            ),
+            (
+                format!("validate CHECK {name}"),
+                Fragment {
+                    sql: vec![Statement::in_step(format!(
+                        "ALTER TABLE {t} VALIDATE CONSTRAINT {n}"
+                    ))],
+                    lock: validate.lock_level(),
+                    cost: validate.cost,
+                    reason: validate.reason.into(),
+                    undo: vec![],
+                    undo_cost: None,
+                },
+            ),
+        ])
+    }
 }

@@ -1,10 +1,12 @@
 //! SQLite's statements for operations.
 
 use super::facts::FACTS;
+use super::quote;
 use super::rules::version_text;
 use crate::engine::Column;
 use crate::engine::dialect::{Dialect, Fragment, Kind, LiveTable, fact};
 use crate::error::{Error, Result};
+use crate::plan::{Cost, Statement};
 
 pub struct LiteDialect {
     pub version: i32,
@@ -40,5 +42,31 @@ impl Dialect for LiteDialect {
             "SQLite cannot change the default of `{}`.`{}` safely: rows written before the column was added store no value for it and read the table's default, so a new default would change their values ({}); zerodown does not yet rewrite those rows first — nothing was changed",
             table.schema.name, column.name, f.proven_by
         )))
+    }
+
+    fn add_check(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        check: &str,
+    ) -> Result<Vec<(String, Fragment)>> {
+        let t = quote(&table.schema.name);
+        let n = quote(name);
+        let f = fact(FACTS, Kind::AddCheck)?;
+        Ok(vec![(
+            format!("add CHECK {name}"),
+            Fragment {
+                sql: vec![Statement::in_step(format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({check})"
+                ))],
+                lock: f.lock_level(),
+                cost: f.cost,
+                reason: f.reason.into(),
+                undo: vec![Statement::in_step(format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT {n}"
+                ))],
+                undo_cost: Some(Cost::CatalogOnly),
+            },
+        )])
     }
 }

@@ -27,4 +27,15 @@ pub const FACTS: &[Fact] = &[
         reason: "refused, as SetDefault: rows written before the column was added would read NULL instead of the old default",
         proven_by: "tests/operations.rs::sqlite_defaults",
     },
+    Fact {
+        kind: Kind::AddCheck,
+        versions: "3.54 (bundled)",
+        lock: "write lock (whole database)",
+        held: "one pass over the table: SQLite verifies every row",
+        blocks_writes: true,
+        blocks_reads: false,
+        cost: Cost::Scan,
+        reason: "SQLite has no NOT VALID: ADD CONSTRAINT checks every row while it holds the write lock, so writers wait one pass over the table (readers in WAL mode go on)",
+        proven_by: "tests/op_add_check.rs::sqlite_add_check",
+    },
 ];
