@@ -50,6 +50,10 @@ impl fmt::Display for MaxReplicaLag {
     }
 }
 
+/// How often the backfill looks at its replicas, before a batch: often enough to pause within a
+/// second of a replica crossing the limit, seldom enough to cost the servers nothing.
+pub const LOOK_EVERY: Duration = Duration::from_millis(250);
+
 /// One replica as one look saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaLag {

@@ -7,6 +7,7 @@
 //! A replica that cannot be reached rests the backfill too (it may be restarting), and stops the run
 //! after a clean batch once it has been gone for [`GONE_FOR`]: `start` resumes it.
 
+use crate::engine::replicas::LOOK_EVERY;
 use crate::engine::{
     DEFAULT_MAX_REPLICA_LAG, Engine, Event, MaxReplicaLag, ReplicaLag, ReplicaWatch,
 };
@@ -16,9 +17,6 @@ use crate::run::pacing::Rested;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// How often the backfill looks at its replicas between batches: often enough to pause within a
-/// second of a replica crossing the limit, seldom enough to cost the servers nothing.
-pub const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// How long one rest lasts before the next look, while a replica is behind.
 pub const WAIT_LOOK: Duration = Duration::from_millis(200);
 /// How long a replica may stay unreachable before the run stops (after a clean batch).
