@@ -51,7 +51,17 @@ fn is_caught_up(e: &Event) -> bool {
 /// Runs `start` on a replica that is behind already: holds the first batch's progress callback for
 /// longer than the look interval and the limit, and calls `catch_up` when the backfill says it
 /// paused. Returns every event.
-fn start_behind(url: &str, settings: &Settings, mut catch_up: impl FnMut()) -> Vec<Event> {
+fn start_behind(url: &str, settings: &Settings, catch_up: impl FnMut()) -> Vec<Event> {
+    start_holding(url, settings, || {}, catch_up)
+}
+
+/// [`start_behind`], calling `first` in the first batch's progress callback before the hold.
+fn start_holding(
+    url: &str,
+    settings: &Settings,
+    mut first: impl FnMut(),
+    mut catch_up: impl FnMut(),
+) -> Vec<Event> {
     let mut events = Vec::new();
     let mut held = false;
     let mut caught_up = false;
@@ -62,6 +72,7 @@ fn start_behind(url: &str, settings: &Settings, mut catch_up: impl FnMut()) -> V
         &mut |e| {
             if matches!(e, Event::Progress { .. }) && !held {
                 held = true;
+                first();
                 // The throttle looks at most every LOOK_EVERY, and the standby's lag counts from
                 // its look before the first batch: past both, its next look (before the next
                 // batch) must find the replica over the limit.
@@ -197,6 +208,92 @@ fn mariadb_rests_while_the_replica_is_behind() {
     pair.sync();
     let mut r = pair.replica.connect(&db.name);
     assert_eq!(r.query_first::<i64, _>(&wrong).unwrap(), Some(0));
+}
+
+/// A standby that goes away mid-run (killed): the backfill pauses and says so, and goes on once
+/// the standby streams again and has caught up.
+#[test]
+fn pg15_pauses_while_the_standby_is_gone() {
+    let Some(pair) = PgPair::start(15) else {
+        return;
+    };
+    let db = pair.primary.fresh_database("standby_gone");
+    let mut c = db.connect();
+    c.batch_execute(&format!(
+        "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, {ROWS}) g;"
+    ))
+    .unwrap();
+    pair.sync();
+    let streaming = || {
+        pair.primary
+            .admin(|c| {
+                c.query_one(
+                    "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1",
+                    &[&STANDBY_NAME],
+                )
+            })
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    };
+    let events = start_holding(
+        db.url(),
+        &settings(Vec::new()),
+        || {
+            pair.standby.kill();
+            support::wait_for("the primary to see the standby gone", || !streaming());
+        },
+        || pair.standby.start(),
+    );
+    assert_rested_while_behind(&events, STANDBY_NAME);
+    let paused = events.iter().find(|e| is_pause(e)).unwrap();
+    assert!(
+        matches!(paused, Event::Note(n) if n.contains("unreachable (it no longer streams from the primary)")),
+        "{paused:?}"
+    );
+    let wrong = format!("SELECT count(*) FROM accounts WHERE tier IS DISTINCT FROM {RIGHT}");
+    assert_eq!(c.query_one(&wrong, &[]).unwrap().get::<_, i64>(0), 0);
+    pair.sync();
+    assert!(pair.standby_in_recovery());
+}
+
+/// A replica that goes away mid-run (killed): the backfill pauses and says it cannot reach it,
+/// without its password, and goes on once it is back and has caught up.
+#[test]
+fn mariadb_pauses_while_the_replica_is_gone() {
+    use mysql::prelude::Queryable;
+    let Some(pair) = MariaDbPair::start() else {
+        return;
+    };
+    let db = pair.primary.fresh_database("replica_gone");
+    let mut c = db.connect();
+    c.query_drop(
+        "CREATE TABLE accounts (id bigint AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL)",
+    )
+    .unwrap();
+    c.query_drop(format!(
+        "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_{ROWS}"
+    ))
+    .unwrap();
+    pair.sync();
+    let replica = DatabaseUrl::parse(&pair.replica_url(&db.name)).unwrap();
+    let label = format!("zerodown@127.0.0.1:{}/{}", pair.replica.port(), db.name);
+    let events = start_holding(
+        db.url(),
+        &settings(vec![replica]),
+        || pair.replica.kill(),
+        || pair.replica.start(),
+    );
+    assert_rested_while_behind(&events, &label);
+    let paused = events.iter().find(|e| is_pause(e)).unwrap();
+    assert!(
+        matches!(paused, Event::Note(n) if n.contains(&format!("`{label}` unreachable ("))),
+        "{paused:?}"
+    );
+    let wrong = format!("SELECT count(*) FROM accounts WHERE NOT (tier <=> {RIGHT})");
+    assert_eq!(c.query_first::<i64, _>(&wrong).unwrap(), Some(0));
+    pair.sync();
 }
 
 /// SQLite has no replicas: the flags are accepted, and a note says they have no effect.

@@ -253,7 +253,9 @@ impl MyReplicas {
             }
             Err(e) => {
                 r.conn = None;
-                seen.detail = r.target.scrub(&message(&e));
+                seen.detail = r
+                    .target
+                    .scrub(&format!("lost its connection: {}", message(&e)));
                 return seen;
             }
         };

@@ -7,7 +7,8 @@
 //! stale: `replay_lag` stops moving while replay is paused, and shows a past figure (or NULL) once
 //! nothing is written. A standby whose replay has reached the primary's flushed position is caught
 //! up, whatever `replay_lag` still says (gh-ost throttled forever on such a phantom lag, #361, #766).
-//! The WAL bytes between the two positions go into the message.
+//! The WAL bytes between the two positions go into the message. A standby that vanishes from
+//! `pg_stat_replication` during the run is reported unreachable until it streams again.
 
 use super::Postgres;
 use super::connect::Target;
@@ -16,7 +17,7 @@ use crate::engine::{ReplicaLag, ReplicaWatch};
 use crate::error::{Error, Result};
 use crate::url::DatabaseUrl;
 use postgres::Client;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Looks remembered: at four a second, over a quarter of an hour. A standby further behind than the
@@ -92,6 +93,9 @@ struct PgReplicas {
     history: History,
     /// Standbys seen whose position this role may not read (no pg_read_all_stats).
     blind: usize,
+    /// Standbys this watch has seen streaming: one that vanishes from pg_stat_replication went away
+    /// (crashed, restarting, cut off), and is reported so, not forgotten.
+    known: BTreeSet<String>,
 }
 
 /// Opens a session of zerodown's own, kept from waiting long on a sick server.
@@ -139,6 +143,7 @@ pub fn open(pg: &Postgres, replicas: &[DatabaseUrl]) -> Result<Option<Box<dyn Re
         by_url,
         history: History::default(),
         blind: 0,
+        known: BTreeSet::new(),
     };
     w.look()?;
     Ok(Some(Box::new(w)))
@@ -299,6 +304,19 @@ impl ReplicaWatch for PgReplicas {
             });
         }
         self.blind = blind;
+        let gone: Vec<ReplicaLag> = self
+            .known
+            .iter()
+            .filter(|k| !seen.iter().any(|s| &s.replica == *k))
+            .map(|k| ReplicaLag {
+                replica: k.clone(),
+                lag: None,
+                detail: "it no longer streams from the primary".into(),
+                reachable: false,
+            })
+            .collect();
+        seen.extend(gone);
+        self.known.extend(seen.iter().map(|s| s.replica.clone()));
         for u in &mut self.by_url {
             seen.push(Self::standby_by_url(
                 u,
