@@ -47,7 +47,8 @@ fn listed<'a>(seen: impl IntoIterator<Item = &'a ReplicaLag>) -> String {
 
 impl ReplicaGuard {
     /// Opens the engine's watch and says what it watches; `None` with `--max-replica-lag off` or
-    /// where the engine has no replicas (said when the user asked for the throttle).
+    /// where the engine has no replicas (said when the user asked for the throttle). A watch that
+    /// cannot open fails the run only when the user asked for it (`--replica`, `--max-replica-lag`).
     pub fn begin(engine: &mut dyn Engine, ctx: &mut Ctx) -> Result<Option<ReplicaGuard>> {
         let setting = ctx
             .settings
@@ -62,7 +63,20 @@ impl ReplicaGuard {
             }
             return Ok(None);
         };
-        let Some(mut watch) = engine.replica_watch(&ctx.settings.replicas)? else {
+        let cannot = |e: Error, ctx: &mut Ctx| {
+            if asked {
+                return Err(e);
+            }
+            (ctx.emit)(Event::Note(format!(
+                "cannot watch the replicas ({e}); the backfill goes on without --max-replica-lag"
+            )));
+            Ok(None)
+        };
+        let opened = match engine.replica_watch(&ctx.settings.replicas) {
+            Ok(w) => w,
+            Err(e) => return cannot(e, ctx),
+        };
+        let Some(mut watch) = opened else {
             if asked {
                 (ctx.emit)(Event::Note(format!(
                     "--max-replica-lag and --replica have no effect on {}: it has no replicas to wait for",
@@ -71,7 +85,10 @@ impl ReplicaGuard {
             }
             return Ok(None);
         };
-        let seen = watch.look()?;
+        let seen = match watch.look() {
+            Ok(seen) => seen,
+            Err(e) => return cannot(e, ctx),
+        };
         if asked || !seen.is_empty() || watch.warning().is_some() {
             let mut text = format!(
                 "replica lag: {}; the backfill rests while any replica is more than {limit:?} behind (--max-replica-lag {setting}); now: {}",

@@ -98,14 +98,13 @@ pub fn open(my: &mut MySql, replicas: &[DatabaseUrl]) -> Result<Option<Box<dyn R
     } else {
         0
     };
-    let mut w = MyReplicas {
+    let w = MyReplicas {
         primary_target: my.target.clone(),
         primary: None,
         mariadb: my.flavour == super::Flavour::MariaDb,
         replicas: named,
         unnamed,
     };
-    w.look()?;
     Ok(Some(Box::new(w)))
 }
 

@@ -136,7 +136,7 @@ pub fn open(pg: &Postgres, replicas: &[DatabaseUrl]) -> Result<Option<Box<dyn Re
         });
     }
     let primary = session(&pg.target, &app)?;
-    let mut w = PgReplicas {
+    let w = PgReplicas {
         target: pg.target.clone(),
         app,
         primary: Some(primary),
@@ -145,7 +145,6 @@ pub fn open(pg: &Postgres, replicas: &[DatabaseUrl]) -> Result<Option<Box<dyn Re
         blind: 0,
         known: BTreeSet::new(),
     };
-    w.look()?;
     Ok(Some(Box::new(w)))
 }
 
