@@ -4,6 +4,8 @@
 
 use super::Ctx;
 use super::latency_guard::LatencyGuard;
+/// The replica-lag throttle, one of the pacing's reasons to rest (its file sits in run/ beside the
+/// others).
 #[path = "replica_lag.rs"]
 mod replica_lag;
 use super::throttle::{self, LoadGauge, MaxLoad, Nice, Pacer};

@@ -56,8 +56,9 @@ fn connect(target: &Target) -> Result<(Conn, bool)> {
     Ok((c, version.to_ascii_lowercase().contains("mariadb")))
 }
 
-/// Opens the watch: a connection to each `--replica`, which must be replicating; without any, a
-/// watch only when replicas are seen streaming from the primary, to say that they go unwatched.
+/// Opens the watch: a connection to each `--replica`, which must be replicating. Without any it
+/// watches nothing, and counts the replicas seen streaming from the primary, to say that they go
+/// unwatched.
 pub fn open(my: &mut MySql, replicas: &[DatabaseUrl]) -> Result<Option<Box<dyn ReplicaWatch>>> {
     let mut named = Vec::new();
     for url in replicas {
@@ -91,10 +92,7 @@ pub fn open(my: &mut MySql, replicas: &[DatabaseUrl]) -> Result<Option<Box<dyn R
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')",
             )
             .map_err(|e| Error::db("counting the replicas", message(&e)))?;
-        match n.unwrap_or(0) {
-            0 => return Ok(None),
-            n => n as usize,
-        }
+        n.unwrap_or(0).max(0) as usize
     } else {
         0
     };
