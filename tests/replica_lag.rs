@@ -174,6 +174,35 @@ fn pg15_rests_while_the_standby_is_behind() {
     pg_rests_while_the_standby_is_behind(15)
 }
 
+/// A standby named by `--replica` (as a cascading one would be) is read there, and named by its
+/// URL without the password.
+#[test]
+fn pg15_rests_while_a_standby_named_by_url_is_behind() {
+    let Some(pair) = PgPair::start(15) else {
+        return;
+    };
+    let db = pair.primary.fresh_database("standby_url");
+    let mut c = db.connect();
+    c.batch_execute(&format!(
+        "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, {ROWS}) g;"
+    ))
+    .unwrap();
+    pair.sync();
+    pair.pause_replay();
+    let standby = DatabaseUrl::parse(&pair.standby.url(&db.name)).unwrap();
+    let label = format!("postgres@127.0.0.1:{}/{}", pair.standby.port(), db.name);
+    let events = start_behind(db.url(), &settings(vec![standby]), || pair.resume_replay());
+    assert_rested_while_behind(&events, &label);
+    let paused = events.iter().find(|e| is_pause(e)).unwrap();
+    assert!(
+        matches!(paused, Event::Note(n) if n.contains("replay paused")),
+        "{paused:?}"
+    );
+    let wrong = format!("SELECT count(*) FROM accounts WHERE tier IS DISTINCT FROM {RIGHT}");
+    assert_eq!(c.query_one(&wrong, &[]).unwrap().get::<_, i64>(0), 0);
+}
+
 #[test]
 fn pg18_rests_while_the_standby_is_behind() {
     pg_rests_while_the_standby_is_behind(18)
