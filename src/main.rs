@@ -175,6 +175,22 @@ struct Tuning {
     /// for latency. With --nice and --max-load the longest rest wins.
     #[arg(long, value_name = "DURATION|auto|off")]
     max_latency: Option<zerodown::engine::MaxLatency>,
+    /// Rest the backfill while any replica is further behind than this [default: 1s]; `off` never
+    /// waits. PostgreSQL: the streaming standbys in the primary's pg_stat_replication (reading their
+    /// position needs superuser, pg_monitor or pg_read_all_stats), each one's lag being how long ago
+    /// the primary was where its replay is now (zerodown times that itself: replay_lag goes stale),
+    /// with the WAL bytes behind; a standby that has replayed everything is caught up. MySQL/MariaDB:
+    /// only the replicas named with --replica. SQLite has no replicas: the flag has no effect there.
+    #[arg(long, value_name = "DURATION|off")]
+    max_replica_lag: Option<zerodown::engine::MaxReplicaLag>,
+    /// A replica the backfill waits for (repeat for each): mysql://user:password@host:port/db for
+    /// MySQL/MariaDB, whose primary cannot show its replicas' lag (read there: SHOW SLAVE STATUS and
+    /// the GTID position against the primary's; a stopped SQL thread with transactions to apply is
+    /// behind); postgres://… for a PostgreSQL standby that does not stream from the primary itself
+    /// (cascading). A replica that cannot be reached pauses the backfill, and stops it after 5 minutes
+    /// (`start` resumes).
+    #[arg(long = "replica", value_name = "URL")]
+    replicas: Vec<String>,
     /// PostgreSQL: timeout of one online index build (CREATE INDEX CONCURRENTLY), which waits for
     /// every older transaction [default: 1h].
     #[arg(long, value_parser = parse_duration)]
@@ -214,8 +230,21 @@ fn load(source: &Source, url: &DatabaseUrl) -> Result<Migration> {
     }
 }
 
-fn settings(t: &Tuning) -> Settings {
-    Settings {
+fn settings(t: &Tuning) -> Result<Settings> {
+    // Parsed here, not by clap, whose error would quote the URL and its password; text that is no
+    // URL at all is not quoted either (where its password is cannot be told).
+    let replicas = t
+        .replicas
+        .iter()
+        .map(|u| match DatabaseUrl::parse(u) {
+            Ok(url) => Ok(url),
+            Err(e) if u.contains("://") => bail!("--replica: {e}"),
+            Err(_) => {
+                bail!("--replica takes a URL: mysql://user:password@host:port/db or postgres://…")
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Settings {
         lock_timeout: t.lock_timeout,
         lock_budget: t.lock_budget,
         batch_time: t.batch_time,
@@ -225,8 +254,10 @@ fn settings(t: &Tuning) -> Settings {
         max_latency: t.max_latency,
         build_timeout: t.build_timeout,
         allow_copy: t.allow_copy,
+        max_replica_lag: t.max_replica_lag,
+        replicas,
         ..Settings::default()
-    }
+    })
 }
 
 /// Renders library events: an indicatif bar on a terminal, plain lines otherwise.
@@ -512,7 +543,7 @@ fn run() -> Result<()> {
         } => {
             let url = database_url(&cli)?;
             let migration = load(source, &url)?;
-            let mut s = settings(tuning);
+            let mut s = settings(tuning)?;
             s.wal = *wal;
             s.allow_rollback_journal = *allow_rollback_journal;
             let cancel = ctrl_c_flag();
@@ -601,7 +632,7 @@ fn run() -> Result<()> {
             force,
         } => {
             let url = database_url(&cli)?;
-            let mut s = settings(tuning);
+            let mut s = settings(tuning)?;
             s.quiet_period = *quiet_period;
             s.force = *force;
             let cancel = ctrl_c_flag();
@@ -612,7 +643,7 @@ fn run() -> Result<()> {
         }
         Command::Rollback { name, tuning } => {
             let url = database_url(&cli)?;
-            let s = settings(tuning);
+            let s = settings(tuning)?;
             let mut reporter = Reporter::new();
             zerodown::rollback(&url, name, &s, &mut |e| reporter.event(e))?;
             println!("`{name}` is rolled back; the name is free again.");

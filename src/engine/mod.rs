@@ -6,6 +6,7 @@ pub mod ansi;
 pub mod dialect;
 pub mod mysql;
 pub mod postgres;
+pub mod replicas;
 pub mod sql_shape;
 pub mod sqlite;
 
@@ -14,6 +15,7 @@ use crate::plan::{OpPlan, Plan, Statement, Step};
 pub use crate::run::latency::MaxLatency;
 pub use crate::run::throttle::{MaxLoad, Nice};
 use crate::spec::AddColumn;
+pub use replicas::{DEFAULT_MAX_REPLICA_LAG, MaxReplicaLag, ReplicaLag, ReplicaWatch};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -90,6 +92,10 @@ pub struct Settings {
     pub max_load: Option<MaxLoad>,
     /// Rest the backfill while the latency canary's recent p90 is over this; `None`: `auto`.
     pub max_latency: Option<MaxLatency>,
+    /// Rest the backfill while a replica is further behind than this; `None`: 1s.
+    pub max_replica_lag: Option<MaxReplicaLag>,
+    /// `--replica`: replicas the primary cannot show (MySQL/MariaDB's; PostgreSQL's cascading ones).
+    pub replicas: Vec<crate::url::DatabaseUrl>,
     pub quiet_period: Option<Duration>,
     /// PostgreSQL: the timeout of one online index build (`CREATE INDEX CONCURRENTLY`), which waits
     /// for every older transaction and must not run under the short lock timeout.
@@ -366,6 +372,16 @@ pub trait Engine {
     ) -> Result<()>;
     /// Marks the migration rolled back (its name is free again).
     fn mark_rolled_back(&mut self, id: i64) -> Result<()>;
+
+    /// Opens the replica watch (`--max-replica-lag`) on connections of its own; `replicas` are the
+    /// `--replica` URLs. `None` where the engine has no replicas (SQLite).
+    fn replica_watch(
+        &mut self,
+        replicas: &[crate::url::DatabaseUrl],
+    ) -> Result<Option<Box<dyn ReplicaWatch>>> {
+        let _ = replicas;
+        Ok(None)
+    }
 }
 
 /// Held while a command drives a migration; dropping it lets the next driver in.

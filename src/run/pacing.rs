@@ -4,10 +4,15 @@
 
 use super::Ctx;
 use super::latency_guard::LatencyGuard;
+/// The replica-lag throttle, one of the pacing's reasons to rest (its file sits in run/ beside the
+/// others).
+#[path = "replica_lag.rs"]
+mod replica_lag;
 use super::throttle::{self, LoadGauge, MaxLoad, Nice, Pacer};
 use crate::engine::{Defaults, Engine, Event};
 use crate::error::Result;
 use crate::plan::Plan;
+use replica_lag::ReplicaGuard;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -43,6 +48,8 @@ pub struct Throttle {
     /// `--nice`'s share of the rests it won.
     rested_load: Duration,
     rested_nice: Duration,
+    /// `--max-replica-lag`: `None` when off or where the engine has no replicas.
+    replicas: Option<ReplicaGuard>,
 }
 
 impl Throttle {
@@ -74,6 +81,7 @@ impl Throttle {
             latency: None,
             rested_load: Duration::ZERO,
             rested_nice: Duration::ZERO,
+            replicas: ReplicaGuard::begin(engine, ctx)?,
         };
         if !seen {
             if max_load != MaxLoad::Off && ctx.settings.max_load.is_some()
@@ -144,6 +152,12 @@ impl Throttle {
     ) -> Result<Rested> {
         if let Some(g) = &mut self.latency {
             g.before_batch(ctx);
+        }
+        if let Some(r) = &mut self.replicas
+            && let stop @ (Rested::Interrupted | Rested::Cancelled) =
+                r.before_batch(engine, id, ctx)?
+        {
+            return Ok(stop);
         }
         let Some(baseline) = self.baseline.or(self.limit.map(|_| 0.0)) else {
             return Ok(Rested::Ok);
@@ -268,6 +282,12 @@ impl Throttle {
                 "the application's latency (--max-latency)",
             ),
             (self.rested_load, "load (--max-load)"),
+            (
+                self.replicas
+                    .as_ref()
+                    .map_or(Duration::ZERO, ReplicaGuard::rested),
+                "replica lag (--max-replica-lag)",
+            ),
             (self.rested_nice, "--nice"),
         ]
         .iter()

@@ -25,7 +25,9 @@
 #![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod mariadb;
+pub mod mariadb_replica;
 pub mod pg;
+pub mod pg_standby;
 pub mod process;
 
 pub use mariadb::{MariaDbOptions, MariaDbServer, MariaDbTestDb};

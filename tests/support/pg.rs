@@ -142,6 +142,23 @@ impl PgServer {
         PgServer::launch(major, true)
     }
 
+    /// A dedicated server on a data directory made elsewhere (a standby's base backup, see
+    /// [`super::pg_standby`]): started on a free port with `sup`'s directory as its socket directory.
+    pub fn adopt(major: u32, bin: PathBuf, data_dir: PathBuf, sup: Supervised) -> PgServer {
+        let server = PgServer {
+            major,
+            bin,
+            data_dir,
+            port: Mutex::new(0),
+            run_as: process::unprivileged_user(),
+            dedicated: true,
+            admin: Mutex::new(None),
+            sup,
+        };
+        server.start_on_free_port();
+        server
+    }
+
     fn launch(major: u32, dedicated: bool) -> Option<PgServer> {
         let what = format!("PostgreSQL {major}");
         let user = process::unprivileged_user();
@@ -482,7 +499,7 @@ impl PgServer {
 }
 
 /// Removes the PG* variables of the environment (PGDATA, PGPORT, … of the person running the tests).
-fn clean_env(cmd: &mut Command) {
+pub fn clean_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if k.to_str().is_some_and(|k| k.starts_with("PG")) {
             cmd.env_remove(k);

@@ -17,6 +17,7 @@ mod error;
 pub(crate) mod facts;
 mod guard;
 mod probe;
+mod replicas;
 pub mod rules;
 mod session;
 mod state;
@@ -305,5 +306,12 @@ impl Engine for Postgres {
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {
         Postgres::mark_rolled_back(self, id)
+    }
+
+    fn replica_watch(
+        &mut self,
+        replicas: &[crate::url::DatabaseUrl],
+    ) -> Result<Option<Box<dyn super::ReplicaWatch>>> {
+        replicas::open(self, replicas)
     }
 }
