@@ -3,6 +3,7 @@
 //! The library's API is five verbs — [`plan`], [`start`], [`status`], [`complete`], [`rollback`] — over a
 //! database URL. Progress reaches the caller as [`Event`]s; nothing here prints.
 
+pub mod analysis;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod demo;
