@@ -60,11 +60,36 @@ pub(super) fn statement(s: &Statement, engine: Engine, search_path: Option<&str>
             },
         }),
         Statement::CreateTable(ct) => {
-            let table = name(&ct.name);
+            let with = |f: fn(&ColumnOption) -> bool| {
+                ct.columns
+                    .iter()
+                    .filter(|c| c.options.iter().any(|o| f(&o.option)))
+                    .map(|c| c.name.value.clone())
+                    .collect()
+            };
+            let constraints = ct
+                .constraints
+                .iter()
+                .filter_map(|c| {
+                    let kind = constraint_kind(c, false, engine);
+                    let n = match &kind {
+                        Kind::AddCheck { name, .. }
+                        | Kind::AddForeignKey { name, .. }
+                        | Kind::AddUnique { name, .. }
+                        | Kind::AddPrimaryKey { name, .. }
+                        | Kind::CreateIndex { name, .. } => name.clone()?,
+                        _ => return None,
+                    };
+                    Some((kind.tag().to_string(), n))
+                })
+                .collect();
             actions.push(Action {
-                table: Some(table.clone()),
+                table: Some(name(&ct.name)),
                 kind: Kind::CreateTable {
                     columns: ct.columns.iter().map(|c| c.name.value.clone()).collect(),
+                    checked_columns: with(|o| matches!(o, ColumnOption::Check(_))),
+                    referencing_columns: with(|o| matches!(o, ColumnOption::ForeignKey(_))),
+                    constraints,
                 },
             });
         }

@@ -231,9 +231,14 @@ pub enum Kind {
         name: String,
         concurrently: bool,
     },
+    /// A new table. What it declares is kept for recognising SQLite table remakes (Django).
     CreateTable {
-        /// Columns as written, for recognising SQLite table remakes.
         columns: Vec<String>,
+        /// Columns with an inline `CHECK` / `REFERENCES`.
+        checked_columns: Vec<String>,
+        referencing_columns: Vec<String>,
+        /// Named table constraints as (`add_check` | `add_foreign_key` | …, name).
+        constraints: Vec<(String, String)>,
     },
     Truncate {
         cascade: bool,
