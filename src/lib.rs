@@ -9,6 +9,7 @@ pub mod bench;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod lint;
 pub mod ops;
 pub mod plan;
 pub mod run;

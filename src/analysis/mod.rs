@@ -98,7 +98,11 @@ impl Version {
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+        match self {
+            Version(major, 0, 0) => write!(f, "{major}"),
+            Version(major, minor, 0) => write!(f, "{major}.{minor}"),
+            Version(major, minor, patch) => write!(f, "{major}.{minor}.{patch}"),
+        }
     }
 }
 
@@ -263,7 +267,7 @@ pub enum Kind {
         whole_table: bool,
         /// `INSERT INTO t (cols) SELECT … FROM source`: the source table, and for each target column
         /// the source column it copies (None for a computed value such as a literal fill).
-        copy_from: Option<(Name, Vec<(String, Option<String>)>)>,
+        copy_from: Option<CopyFrom>,
     },
     /// Anything else (`CREATE VIEW`, `COMMENT ON`, …): run as written, no known locking danger.
     Other {
@@ -306,6 +310,10 @@ impl Kind {
         }
     }
 }
+
+/// `INSERT INTO t (cols) SELECT … FROM source`: the source table, and per target column the source
+/// column it copies (None for a computed value).
+pub type CopyFrom = (Name, Vec<(String, Option<String>)>);
 
 /// One clause's effect on one object.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
