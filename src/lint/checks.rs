@@ -347,7 +347,6 @@ fn takes_lock(ctx: &Ctx, s: &Statement) -> bool {
     s.bookkeeping.is_none()
         && s.actions().iter().any(|a| {
             existing(ctx, a)
-                && a.table.is_some()
                 && !matches!(a.kind, Kind::CreateTable { .. } | Kind::Data { .. })
                 && ctx.fact(a).is_some()
         })
