@@ -249,3 +249,33 @@ fn every_fact_names_a_real_test_or_says_it_is_not_proven() {
     }
     assert!(proven >= 15, "{proven}");
 }
+
+#[test]
+fn procedural_bodies_and_statement_settings_are_read_whole() {
+    let sqlite = "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET c = 'x' WHERE id = NEW.id;\n  SELECT CASE WHEN 1 THEN 2 END;\nEND;\nALTER TABLE t ADD COLUMN d int;\n";
+    let file = analysis::read("s.sql", sqlite, Engine::Sqlite);
+    assert!(file.errors().is_empty(), "{:?}", file.errors());
+    assert_eq!(file.statements.len(), 2);
+    assert_eq!(file.statements[1].line, 5);
+
+    let pg = "DO $$ BEGIN PERFORM 1; END $$;\nCREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END; $$ LANGUAGE plpgsql;\n";
+    let file = analysis::read("p.sql", pg, Engine::Postgres);
+    assert!(file.errors().is_empty(), "{:?}", file.errors());
+    assert_eq!(file.statements.len(), 2);
+
+    let maria = "SET STATEMENT lock_wait_timeout=1, max_statement_time=5 FOR ALTER TABLE t ADD COLUMN c int;";
+    let file = analysis::read("m.sql", maria, Engine::Mariadb);
+    assert!(file.errors().is_empty(), "{:?}", file.errors());
+    let s = &file.statements[0];
+    assert_eq!(s.settings, ["lock_wait_timeout", "max_statement_time"]);
+    assert_eq!(s.actions()[0].kind.tag(), "add_column");
+}
+
+#[test]
+fn an_ignore_all_comment_accepts_a_statement_the_reader_cannot_read() {
+    let sql =
+        "-- zerodown-ignore all\nALTER TABLE t FROBNICATE;\nALTER TABLE t ADD COLUMN a int;\n";
+    let file = analysis::read("x.sql", sql, Engine::Postgres);
+    assert!(file.errors().is_empty(), "{:?}", file.errors());
+    assert_eq!(file.statements.len(), 2);
+}

@@ -46,6 +46,9 @@ pub(super) static FACTS: &[Fact] = &[
     row("add_column",         "not_null_no_default", AX,   true,  true,  Fails,       NotYetProven),
     row("add_column",         "generated_stored",    AX,   true,  true,  Rewrite,     NotYetProven),
     row("add_column",         "serial",              AX,   true,  true,  Rewrite,     NotYetProven),
+    // Before 11 any default, constant or not, rewrote the table.
+    Fact { since: V(9, 0, 0), until: Some(V(11, 0, 0)), ..row("add_column", "constant_default", AX, true, true, Rewrite, NotYetProven) },
+    Fact { since: V(9, 0, 0), until: Some(V(11, 0, 0)), ..row("add_column", "stable_default", AX, true, true, Rewrite, NotYetProven) },
     row("create_index",       "plain",               "SHARE", false, true, Scan,      NotYetProven),
     row("create_index",       "concurrently",        SUE,  false, false, Scan,        Test(LOCKS)),
     row("add_foreign_key",    "validated",           SRX,  false, true,  Scan,        NotYetProven),

@@ -42,6 +42,24 @@ pub(super) fn before_parse(t: &[&Token], engine: Engine) -> Option<Class> {
                 how: "VACUUM FULL".into(),
             },
         ),
+        "DO" if engine == Engine::Postgres => change(
+            None,
+            Kind::Other {
+                what: "DO block (procedural code, not analysed)".into(),
+            },
+        ),
+        "ALTER"
+            if engine.is_mysql_family()
+                && has(t, "RENAME")
+                && (w(4).as_deref() == Some("INDEX") || w(4).as_deref() == Some("KEY")) =>
+        {
+            change(
+                name_after(t, &["TABLE"]),
+                Kind::Other {
+                    what: "RENAME INDEX".into(),
+                },
+            )
+        }
         "REPACK" => change(
             None,
             Kind::Other {

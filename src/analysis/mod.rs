@@ -380,6 +380,8 @@ pub struct Statement {
     pub in_transaction: bool,
     /// Rule ids named in a `-- zerodown-ignore …` comment just before it (`all` ignores every rule).
     pub ignores: Vec<String>,
+    /// Variables MariaDB's `SET STATEMENT var = … FOR` sets for this statement only, lowercased.
+    pub settings: Vec<String>,
 }
 
 impl Statement {
@@ -413,10 +415,13 @@ pub struct File {
 }
 
 impl File {
-    /// Statements sqlparser could not read, as `path:line:column: message`.
+    /// Statements sqlparser could not read, as `path:line:column: message`; not those under a
+    /// `-- zerodown-ignore all` comment (or in a file with `-- zerodown-ignore-file all`).
     pub fn errors(&self) -> Vec<String> {
+        let all = |list: &[String]| list.iter().any(|r| r == "all");
         self.statements
             .iter()
+            .filter(|s| !all(&s.ignores) && !all(&self.ignores))
             .filter_map(|s| match &s.class {
                 Class::Unreadable { message } => {
                     Some(format!("{}:{}:{}: {message}", self.path, s.line, s.column))

@@ -46,6 +46,7 @@ pub fn read(path: &str, text: &str, engine: Engine) -> File {
                 bookkeeping: None,
                 in_transaction: false,
                 ignores: Vec::new(),
+                settings: Vec::new(),
             });
             return file;
         }
@@ -68,7 +69,7 @@ pub fn read(path: &str, text: &str, engine: Engine) -> File {
                 continue;
             }
         }
-        if tok.token == Token::SemiColon {
+        if tok.token == Token::SemiColon && !in_block(&chunk) {
             finish(
                 &mut file,
                 &mut state,
@@ -132,6 +133,27 @@ fn liquibase_lines(file: &mut File, text: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Inside the body of a `CREATE TRIGGER … BEGIN … END` (SQLite, MySQL) or a MySQL procedure, where
+/// `;` ends the body's statements, not the CREATE: BEGIN/CASE open a block, END closes one.
+fn in_block(chunk: &[TokenWithSpan]) -> bool {
+    let mut words = chunk.iter().filter_map(|t| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    });
+    if words.next().as_deref() != Some("CREATE") {
+        return false;
+    }
+    let mut depth = 0i32;
+    for w in words {
+        match w.as_str() {
+            "BEGIN" | "CASE" => depth += 1,
+            "END" => depth -= 1,
+            _ => {}
+        }
+    }
+    depth > 0
 }
 
 #[derive(PartialEq)]
@@ -222,9 +244,16 @@ fn finish(
         .map(|t| &t.token)
         .filter(|t| !is_blank(t))
         .collect();
+    let mut settings = Vec::new();
     let class = match keywords::before_parse(&solid, file.engine) {
         Some(class) => class,
-        None => parse(d, tokens, file.engine, state.search_path.as_deref()),
+        None => parse(
+            d,
+            tokens,
+            file.engine,
+            state.search_path.as_deref(),
+            &mut settings,
+        ),
     };
     match &class {
         Class::Scaffolding(Scaffold::Begin) => state.in_transaction = true,
@@ -251,10 +280,19 @@ fn finish(
         bookkeeping,
         in_transaction,
         ignores: std::mem::take(ignores),
+        settings,
     });
 }
 
-fn parse(d: &dyn Dialect, tokens: Vec<TokenWithSpan>, engine: Engine, path: Option<&str>) -> Class {
+fn parse(
+    d: &dyn Dialect,
+    tokens: Vec<TokenWithSpan>,
+    engine: Engine,
+    path: Option<&str>,
+    settings: &mut Vec<String>,
+) -> Class {
+    let (tokens, set) = strip_set_statement(tokens);
+    *settings = set;
     let mut p = Parser::new(d).with_tokens_with_locations(tokens);
     let parsed = p
         .parse_statement()
@@ -278,6 +316,29 @@ fn parse(d: &dyn Dialect, tokens: Vec<TokenWithSpan>, engine: Engine, path: Opti
             ),
         },
     }
+}
+
+/// MariaDB's `SET STATEMENT var = value [, …] FOR <statement>`: the statement is what runs.
+/// Returns the inner statement's tokens and the variables set for it.
+fn strip_set_statement(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<String>) {
+    let word = |t: &TokenWithSpan, w: &str| matches!(&t.token, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let solid: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !is_blank(&tokens[i].token))
+        .collect();
+    if solid.len() > 2 && word(&tokens[solid[0]], "SET") && word(&tokens[solid[1]], "STATEMENT") {
+        if let Some(&at) = solid.iter().find(|&&i| word(&tokens[i], "FOR")) {
+            let names = solid
+                .windows(2)
+                .filter(|w| w[1] < at && tokens[w[1]].token == Token::Eq)
+                .filter_map(|w| match &tokens[w[0]].token {
+                    Token::Word(x) => Some(x.value.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect();
+            return (tokens[at + 1..].to_vec(), names);
+        }
+    }
+    (tokens, Vec::new())
 }
 
 fn parser_message(e: ParserError) -> String {

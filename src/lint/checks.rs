@@ -352,8 +352,13 @@ fn takes_lock(ctx: &Ctx, s: &Statement) -> bool {
         })
 }
 
+fn sets(s: &Statement, names: &[&str]) -> bool {
+    s.settings.iter().any(|v| names.contains(&v.as_str()))
+}
+
 pub(super) fn missing_lock_timeout(ctx: &Ctx, s: &Statement) -> Hit {
-    (!ctx.lock_timeout && !ctx.timeouts_reported.0 && takes_lock(ctx, s)).then(|| {
+    let own = sets(s, &["lock_wait_timeout", "innodb_lock_wait_timeout"]);
+    (!ctx.lock_timeout && !own && !ctx.timeouts_reported.0 && takes_lock(ctx, s)).then(|| {
         let name = if ctx.engine() == Engine::Postgres {
             "lock_timeout"
         } else {
@@ -367,7 +372,8 @@ pub(super) fn missing_lock_timeout(ctx: &Ctx, s: &Statement) -> Hit {
 }
 
 pub(super) fn missing_statement_timeout(ctx: &Ctx, s: &Statement) -> Hit {
-    (!ctx.statement_timeout && !ctx.timeouts_reported.1 && takes_lock(ctx, s))
+    let own = sets(s, &["max_statement_time", "statement_timeout"]);
+    (!ctx.statement_timeout && !own && !ctx.timeouts_reported.1 && takes_lock(ctx, s))
         .then(|| "no statement_timeout before the first statement that locks a table".into())
 }
 
