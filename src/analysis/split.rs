@@ -321,22 +321,27 @@ fn parse(
 /// MariaDB's `SET STATEMENT var = value [, …] FOR <statement>`: the statement is what runs.
 /// Returns the inner statement's tokens and the variables set for it.
 fn strip_set_statement(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<String>) {
-    let word = |t: &TokenWithSpan, w: &str| matches!(&t.token, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let word = |t: &TokenWithSpan, w: &str| {
+        matches!(&t.token, Token::Word(x)
+            if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
+    };
     let solid: Vec<usize> = (0..tokens.len())
         .filter(|&i| !is_blank(&tokens[i].token))
         .collect();
-    if solid.len() > 2 && word(&tokens[solid[0]], "SET") && word(&tokens[solid[1]], "STATEMENT") {
-        if let Some(&at) = solid.iter().find(|&&i| word(&tokens[i], "FOR")) {
-            let names = solid
-                .windows(2)
-                .filter(|w| w[1] < at && tokens[w[1]].token == Token::Eq)
-                .filter_map(|w| match &tokens[w[0]].token {
-                    Token::Word(x) => Some(x.value.to_ascii_lowercase()),
-                    _ => None,
-                })
-                .collect();
-            return (tokens[at + 1..].to_vec(), names);
-        }
+    if solid.len() > 2
+        && word(&tokens[solid[0]], "SET")
+        && word(&tokens[solid[1]], "STATEMENT")
+        && let Some(&at) = solid.iter().find(|&&i| word(&tokens[i], "FOR"))
+    {
+        let names = solid
+            .windows(2)
+            .filter(|w| w[1] < at && tokens[w[1]].token == Token::Eq)
+            .filter_map(|w| match &tokens[w[0]].token {
+                Token::Word(x) => Some(x.value.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
+        return (tokens[at + 1..].to_vec(), names);
     }
     (tokens, Vec::new())
 }
