@@ -135,7 +135,8 @@ struct LintArgs {
     /// The migration tool runs each file in a transaction (Rails, Ecto, Django on PostgreSQL).
     #[arg(long)]
     assume_in_transaction: bool,
-    /// List the rules (id, severity, engines, matching squawk rule) and exit.
+    /// List the rules (id, severity, engines, matching squawk rule) and exit; with --format json,
+    /// each rule's explanation and fix too.
     #[arg(long)]
     list_rules: bool,
 }

@@ -757,3 +757,17 @@ fn the_cli_exits_0_1_or_2_and_writes_text_json_github_and_sarif() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), RULES.len());
 }
+
+/// docs/lint.md's rule table names every rule.
+#[test]
+fn docs_lint_md_lists_every_rule() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/lint.md"))
+        .unwrap();
+    for r in RULES {
+        assert!(
+            doc.contains(&format!("| `{}` |", r.id)),
+            "docs/lint.md lacks {}",
+            r.id
+        );
+    }
+}

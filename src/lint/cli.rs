@@ -37,6 +37,14 @@ pub fn run(o: &Options, out: &mut dyn Write) -> i32 {
 }
 
 fn run_inner(o: &Options, out: &mut dyn Write) -> Result<i32, String> {
+    if o.list_rules && o.format == "json" {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(RULES).expect("rules serialize")
+        );
+        return Ok(EXIT_CLEAN);
+    }
     if o.list_rules {
         for r in RULES {
             let engines: Vec<&str> = r.engines.iter().map(|e| e.name()).collect();
