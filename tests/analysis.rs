@@ -2,8 +2,12 @@
 //! error, and its statements become what tests/corpus/manifest.toml says (operations, refusals,
 //! scaffolding, bookkeeping). No database: the analysis is engine-independent.
 
+#[macro_use]
+mod support;
+
 use std::path::{Path, PathBuf};
-use zerodown::analysis::{self, Class, Engine, Scaffold, facts, operations};
+use std::sync::{Arc, Mutex};
+use zerodown::analysis::{self, Class, Engine, Scaffold, Version, facts, operations};
 
 #[derive(serde::Deserialize)]
 struct Manifest {
@@ -288,3 +292,347 @@ fn an_ignore_all_comment_accepts_a_statement_the_reader_cannot_read() {
     assert!(file.errors().is_empty(), "{:?}", file.errors());
     assert_eq!(file.statements.len(), 2);
 }
+
+/// A statement that shows each PostgreSQL fact row on a real server: (kind, shape, statement, whether
+/// to check the cost). Statements that cannot run in a transaction block (CONCURRENTLY, VACUUM FULL)
+/// are proven elsewhere or not yet.
+const PG_PROBES: &[(&str, &str, &str, bool)] = &[
+    (
+        "add_column",
+        "nullable",
+        "ALTER TABLE t ADD COLUMN x int",
+        true,
+    ),
+    (
+        "add_column",
+        "constant_default",
+        "ALTER TABLE t ADD COLUMN x int NOT NULL DEFAULT 5",
+        true,
+    ),
+    (
+        "add_column",
+        "stable_default",
+        "ALTER TABLE t ADD COLUMN x timestamptz DEFAULT now()",
+        true,
+    ),
+    (
+        "add_column",
+        "volatile_default",
+        "ALTER TABLE t ADD COLUMN x float8 DEFAULT random()",
+        true,
+    ),
+    (
+        "add_column",
+        "not_null_no_default",
+        "ALTER TABLE t ADD COLUMN x int NOT NULL",
+        true,
+    ),
+    (
+        "add_column",
+        "generated_stored",
+        "ALTER TABLE t ADD COLUMN x bigint GENERATED ALWAYS AS (id * 2) STORED",
+        true,
+    ),
+    (
+        "add_column",
+        "serial",
+        "ALTER TABLE t ADD COLUMN x bigserial",
+        true,
+    ),
+    (
+        "create_index",
+        "plain",
+        "CREATE INDEX ix_probe ON t (v)",
+        true,
+    ),
+    (
+        "add_foreign_key",
+        "validated",
+        "ALTER TABLE t ADD CONSTRAINT fk_probe FOREIGN KEY (pid) REFERENCES p (id)",
+        true,
+    ),
+    (
+        "add_foreign_key",
+        "not_valid",
+        "ALTER TABLE t ADD CONSTRAINT fk_probe FOREIGN KEY (pid) REFERENCES p (id) NOT VALID",
+        true,
+    ),
+    (
+        "add_check",
+        "validated",
+        "ALTER TABLE t ADD CONSTRAINT ck_probe CHECK (v >= 0)",
+        true,
+    ),
+    (
+        "add_check",
+        "not_valid",
+        "ALTER TABLE t ADD CONSTRAINT ck_probe CHECK (v >= 0) NOT VALID",
+        true,
+    ),
+    (
+        "validate_constraint",
+        "*",
+        "ALTER TABLE t VALIDATE CONSTRAINT ck_nv",
+        true,
+    ),
+    (
+        "set_not_null",
+        "*",
+        "ALTER TABLE t ALTER COLUMN v SET NOT NULL",
+        true,
+    ),
+    (
+        "drop_not_null",
+        "*",
+        "ALTER TABLE t ALTER COLUMN w DROP NOT NULL",
+        true,
+    ),
+    (
+        "set_default",
+        "*",
+        "ALTER TABLE t ALTER COLUMN v SET DEFAULT 0",
+        true,
+    ),
+    (
+        "drop_default",
+        "*",
+        "ALTER TABLE t ALTER COLUMN w DROP DEFAULT",
+        true,
+    ),
+    (
+        "change_column_type",
+        "*",
+        "ALTER TABLE t ALTER COLUMN v TYPE bigint",
+        true,
+    ),
+    (
+        "rename_column",
+        "*",
+        "ALTER TABLE t RENAME COLUMN v TO v2",
+        true,
+    ),
+    ("rename_table", "*", "ALTER TABLE t RENAME TO t2", true),
+    ("drop_column", "*", "ALTER TABLE t DROP COLUMN w", true),
+    (
+        "drop_constraint",
+        "*",
+        "ALTER TABLE t DROP CONSTRAINT ck_nv",
+        true,
+    ),
+    ("drop_table", "*", "DROP TABLE t", false),
+    ("drop_index", "plain", "DROP INDEX ix_v", true),
+    (
+        "add_unique",
+        "build",
+        "ALTER TABLE t ADD CONSTRAINT u_probe UNIQUE (v)",
+        true,
+    ),
+    (
+        "add_unique",
+        "using_index",
+        "ALTER TABLE t ADD CONSTRAINT u_probe UNIQUE USING INDEX ux_id",
+        true,
+    ),
+    (
+        "add_primary_key",
+        "build",
+        "ALTER TABLE t ADD PRIMARY KEY (id)",
+        true,
+    ),
+    (
+        "add_primary_key",
+        "using_index",
+        "ALTER TABLE t ADD CONSTRAINT pk_probe PRIMARY KEY USING INDEX ux_id",
+        true,
+    ),
+    ("create_table", "*", "CREATE TABLE n (id int)", true),
+    ("truncate", "*", "TRUNCATE t", false),
+    ("reindex", "plain", "REINDEX TABLE t", false),
+    ("rewrite_table", "*", "CLUSTER t USING ix_v", true),
+    ("data", "whole_table", "UPDATE t SET v = v", true),
+];
+
+/// `ShareRowExclusiveLock` -> `SHARE ROW EXCLUSIVE`.
+fn lock_words(mode: &str) -> String {
+    let mut out = String::new();
+    for ch in mode.trim_end_matches("Lock").chars() {
+        if ch.is_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+const MODES: &[&str] = &[
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+];
+
+/// The strongest lock this transaction holds on a relation, by oid ("" for none).
+fn strongest(tx: &mut postgres::Transaction, oid: u32) -> String {
+    tx.query(
+        "SELECT mode FROM pg_locks WHERE locktype = 'relation' AND relation = $1::oid AND pid = pg_backend_pid() AND granted",
+        &[&oid],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| lock_words(&r.get::<_, String>(0)))
+    .max_by_key(|m| MODES.iter().position(|x| x == m))
+    .unwrap_or_default()
+}
+
+/// Every PostgreSQL row of the facts table that has a probe, checked on the server: the lock seen in
+/// pg_locks (on the table, and on the referenced table for a foreign key), whether readers/writers
+/// conflict with it, and the cost — a rewrite changes the table's relfilenode, a scan reads the
+/// table (pg_stat_xact_user_tables.seq_scan, or DEBUG1 "verifying table"), catalog-only does neither,
+/// and "fails" fails on a table with rows. Each statement runs in a transaction that is rolled back.
+fn postgres_facts_hold_on_the_real_engine(major: u32) {
+    let Some(pg) = support::pg(major) else {
+        return;
+    };
+    let db = pg.fresh_database("facts");
+    let notices: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut c = {
+        let notices = notices.clone();
+        let mut config: postgres::Config = db.url().parse().unwrap();
+        config.notice_callback(move |n| notices.lock().unwrap().push(n.message().to_string()));
+        config.connect(postgres::NoTls).unwrap()
+    };
+    c.batch_execute(
+        "CREATE TABLE p (id int PRIMARY KEY); INSERT INTO p SELECT generate_series(1, 10);
+         CREATE TABLE t (id int NOT NULL, v int, w int NOT NULL DEFAULT 1, pid int);
+         INSERT INTO t SELECT g, g, g, g % 10 + 1 FROM generate_series(1, 2000) g;
+         CREATE UNIQUE INDEX ux_id ON t (id); CREATE INDEX ix_v ON t (v);
+         ALTER TABLE t ADD CONSTRAINT ck_nv CHECK (w > 0) NOT VALID;
+         ANALYZE t;",
+    )
+    .unwrap();
+    let version = Version(major, 0, 0);
+    let mut checked = 0;
+    for f in facts::all().filter(|f| f.engine == Engine::Postgres) {
+        if !(f.since <= version && f.until.is_none_or(|u| version < u)) {
+            continue;
+        }
+        let Some((_, _, sql, cost)) = PG_PROBES
+            .iter()
+            .find(|(k, s, ..)| *k == f.kind && *s == f.shape)
+        else {
+            continue;
+        };
+        let oid = |c: &mut postgres::Client, t: &str| -> u32 {
+            c.query_one("SELECT $1::text::regclass::oid", &[&t])
+                .unwrap()
+                .get(0)
+        };
+        let (t_oid, p_oid) = (oid(&mut c, "t"), oid(&mut c, "p"));
+        // Queries on t also lock its existing indexes when they are planned.
+        let index_oids: Vec<u32> = c
+            .query(
+                "SELECT indexrelid FROM pg_index WHERE indrelid = $1::oid",
+                &[&t_oid],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute("SET LOCAL client_min_messages = debug1")
+            .unwrap();
+        let filenode = |tx: &mut postgres::Transaction| -> Option<u32> {
+            tx.query_one("SELECT pg_relation_filenode($1::oid)", &[&t_oid])
+                .unwrap()
+                .get(0)
+        };
+        let scans = |tx: &mut postgres::Transaction| -> i64 {
+            tx.query_one(
+                "SELECT coalesce(pg_stat_get_xact_numscans($1::oid), 0)",
+                &[&t_oid],
+            )
+            .unwrap()
+            .get(0)
+        };
+        let before = filenode(&mut tx);
+        let scans_before = scans(&mut tx);
+        notices.lock().unwrap().clear();
+        let result = tx.batch_execute(sql);
+        let what = format!("pg{major} {} {} `{sql}`", f.kind, f.shape);
+        if f.cost == facts::Cost::Fails {
+            assert!(result.is_err(), "{what}: claimed to fail, it ran");
+            checked += 1;
+            continue;
+        }
+        result.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let lock = strongest(&mut tx, t_oid);
+        let claimed = f.lock.split(['(', ',']).next().unwrap().trim().to_string();
+        if f.lock.starts_with("none") {
+            assert_eq!(lock, "", "{what}");
+        } else {
+            assert_eq!(
+                lock, claimed,
+                "{what}: pg_locks shows {lock:?}, the row says {:?}",
+                f.lock
+            );
+        }
+        if f.kind == "add_foreign_key" {
+            assert_eq!(
+                strongest(&mut tx, p_oid),
+                claimed,
+                "{what}: referenced table"
+            );
+        }
+        if f.kind != "data" && !f.lock.starts_with("none") {
+            let rank = MODES.iter().position(|m| *m == lock).unwrap();
+            let on_indexes = index_oids
+                .iter()
+                .map(|&o| strongest(&mut tx, o))
+                .filter_map(|m| MODES.iter().position(|x| *x == m))
+                .max()
+                .unwrap_or(0);
+            assert_eq!(f.blocks_writes, rank >= 4, "{what}: blocks writes");
+            assert_eq!(
+                f.blocks_reads,
+                rank.max(on_indexes) == 7,
+                "{what}: blocks reads"
+            );
+        }
+        if *cost {
+            let rewritten = filenode(&mut tx) != before;
+            let seen = notices.lock().unwrap().clone();
+            let scanned =
+                scans(&mut tx) > scans_before || seen.iter().any(|n| n.contains("verifying table"));
+            let observed = match (rewritten, scanned) {
+                (true, _) => facts::Cost::Rewrite,
+                (false, true) => facts::Cost::Scan,
+                (false, false) => facts::Cost::CatalogOnly,
+            };
+            assert_eq!(observed, f.cost, "{what}: notices {seen:?}");
+        }
+        tx.rollback().unwrap();
+        checked += 1;
+    }
+    assert!(checked >= 30, "pg{major}: only {checked} rows checked");
+    // A row that names this test as its proof has a probe that checks its cost.
+    for f in facts::all() {
+        if f.proof
+            == facts::Proof::Test("tests/analysis.rs::postgres_facts_hold_on_the_real_engine")
+        {
+            assert!(
+                PG_PROBES
+                    .iter()
+                    .any(|(k, s, _, cost)| *k == f.kind && *s == f.shape && *cost),
+                "{} {} names this test but has no probe",
+                f.kind,
+                f.shape
+            );
+        }
+    }
+}
+
+on_each_major!(postgres_facts_hold_on_the_real_engine);
