@@ -636,3 +636,158 @@ fn postgres_facts_hold_on_the_real_engine(major: u32) {
 }
 
 on_each_major!(postgres_facts_hold_on_the_real_engine);
+
+/// MariaDB rows, each shown by the weakest algorithm the server accepts for the statement on a table
+/// with rows: ALGORITHM=INSTANT (catalog only), else NOCOPY with LOCK=NONE (in place without a
+/// rebuild: an index build reads the table, an index drop does not; writes go on), else INPLACE with
+/// LOCK=NONE (rebuilds it, writes go on), else COPY (writes wait). `{t}` is a fresh copy of the table
+/// for each attempt.
+const MARIADB_PROBES: &[(&str, &str, &str)] = &[
+    ("add_column", "nullable", "ALTER TABLE {t} ADD COLUMN x int"),
+    (
+        "add_column",
+        "constant_default",
+        "ALTER TABLE {t} ADD COLUMN x int NOT NULL DEFAULT 5",
+    ),
+    (
+        "add_column",
+        "stable_default",
+        "ALTER TABLE {t} ADD COLUMN x datetime DEFAULT (now())",
+    ),
+    (
+        "add_column",
+        "not_null_no_default",
+        "ALTER TABLE {t} ADD COLUMN x int NOT NULL",
+    ),
+    (
+        "add_column",
+        "volatile_default",
+        "ALTER TABLE {t} ADD COLUMN x char(36) DEFAULT (uuid())",
+    ),
+    (
+        "add_column",
+        "generated_stored",
+        "ALTER TABLE {t} ADD COLUMN x bigint AS (id * 2) STORED",
+    ),
+    (
+        "add_column",
+        "serial",
+        "ALTER TABLE {t} ADD COLUMN x bigint NOT NULL AUTO_INCREMENT UNIQUE",
+    ),
+    (
+        "create_index",
+        "*",
+        "ALTER TABLE {t} ADD INDEX ix_probe (v)",
+    ),
+    (
+        "add_foreign_key",
+        "*",
+        "ALTER TABLE {t} ADD CONSTRAINT fk_probe FOREIGN KEY (pid) REFERENCES p (id)",
+    ),
+    (
+        "add_check",
+        "*",
+        "ALTER TABLE {t} ADD CONSTRAINT ck_probe CHECK (v >= 0)",
+    ),
+    ("change_column_type", "*", "ALTER TABLE {t} MODIFY v bigint"),
+    (
+        "set_default",
+        "*",
+        "ALTER TABLE {t} ALTER COLUMN v SET DEFAULT 0",
+    ),
+    (
+        "drop_default",
+        "*",
+        "ALTER TABLE {t} ALTER COLUMN w DROP DEFAULT",
+    ),
+    (
+        "rename_column",
+        "*",
+        "ALTER TABLE {t} RENAME COLUMN v TO v2",
+    ),
+    ("drop_column", "*", "ALTER TABLE {t} DROP COLUMN w"),
+    ("drop_index", "*", "ALTER TABLE {t} DROP INDEX ix_v"),
+];
+
+#[test]
+fn mariadb_facts_hold_on_the_real_engine() {
+    use mysql::prelude::Queryable;
+    let Some(server) = support::mariadb() else {
+        return;
+    };
+    let version = Version::parse(server.version().split('-').next().unwrap()).unwrap();
+    let db = server.fresh_database("facts");
+    let mut c = db.connect();
+    c.query_drop(
+        "CREATE TABLE p (id int PRIMARY KEY) ENGINE=InnoDB;
+         INSERT INTO p SELECT seq FROM seq_1_to_10;
+         CREATE TABLE tmpl (id int NOT NULL PRIMARY KEY, v int, w int NOT NULL DEFAULT 1, pid int,
+                            INDEX ix_v (v)) ENGINE=InnoDB;
+         INSERT INTO tmpl SELECT seq, seq, seq, seq % 10 + 1 FROM seq_1_to_2000;",
+    )
+    .unwrap();
+    let mut n = 0;
+    let mut attempt = |c: &mut mysql::Conn, sql: &str, clause: &str| -> bool {
+        n += 1;
+        let t = format!("t{n}");
+        c.query_drop(format!(
+            "CREATE TABLE {t} LIKE tmpl; INSERT INTO {t} SELECT * FROM tmpl"
+        ))
+        .unwrap();
+        c.query_drop(format!("{}, {clause}", sql.replace("{t}", &t)))
+            .is_ok()
+    };
+    let mut checked = 0;
+    for f in facts::all().filter(|f| f.engine == Engine::Mariadb) {
+        if !(f.since <= version && f.until.is_none_or(|u| version < u)) {
+            continue;
+        }
+        let Some((_, _, sql)) = MARIADB_PROBES
+            .iter()
+            .find(|(k, s, _)| *k == f.kind && *s == f.shape)
+        else {
+            continue;
+        };
+        let what = format!("mariadb {version} {} {} `{sql}`", f.kind, f.shape);
+        use facts::Cost::*;
+        let (costs, writes_wait, lock) = if attempt(&mut c, sql, "ALGORITHM=INSTANT") {
+            (&[CatalogOnly][..], false, "metadata lock")
+        } else if attempt(&mut c, sql, "ALGORITHM=NOCOPY, LOCK=NONE") {
+            (&[Scan, CatalogOnly][..], false, "ALGORITHM=INPLACE")
+        } else if attempt(&mut c, sql, "ALGORITHM=INPLACE, LOCK=NONE") {
+            (&[Rewrite][..], false, "ALGORITHM=INPLACE")
+        } else {
+            assert!(
+                attempt(&mut c, sql, "ALGORITHM=COPY"),
+                "{what}: not even COPY runs"
+            );
+            (&[Rewrite][..], true, "ALGORITHM=COPY")
+        };
+        assert!(
+            costs.contains(&f.cost),
+            "{what}: the row says {:?}, the server {costs:?}",
+            f.cost
+        );
+        assert_eq!(f.blocks_writes, writes_wait, "{what}");
+        assert!(
+            f.lock.starts_with(lock),
+            "{what}: the row says {:?}, the server {lock}",
+            f.lock
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} rows checked");
+    for f in facts::all() {
+        if f.proof == facts::Proof::Test("tests/analysis.rs::mariadb_facts_hold_on_the_real_engine")
+        {
+            assert!(
+                MARIADB_PROBES
+                    .iter()
+                    .any(|(k, s, _)| *k == f.kind && *s == f.shape),
+                "{} {} names this test but has no probe",
+                f.kind,
+                f.shape
+            );
+        }
+    }
+}

@@ -14,6 +14,8 @@ const NEW: &str = "none on existing tables";
 const ROWS: &str = "every row locked";
 const INSTANT: &str = "tests/mariadb_rules.rs::expand_runs_instant";
 const CONTRACT: &str = "tests/mariadb_rules.rs::contract_steps_run_online_or_are_refused";
+/// Runs each MariaDB row's statement under ALGORITHM=INSTANT / NOCOPY / INPLACE / COPY.
+const PROBED: &str = "tests/analysis.rs::mariadb_facts_hold_on_the_real_engine";
 const MANUAL: &str = "MySQL 8.0 manual, 17.12.1 Online DDL Operations";
 const DOC: Proof = DocumentedNotRun(MANUAL);
 const M104: V = V(10, 4, 0);
@@ -50,21 +52,21 @@ pub(super) static FACTS: &[Fact] = &[
     row(MDB, M104, "add_column",         "nullable",            MDL,     false, CatalogOnly, Test(INSTANT)),
     row(MDB, M104, "add_column",         "constant_default",    MDL,     false, CatalogOnly, Test(INSTANT)),
     row(MDB, M104, "add_column",         "stable_default",      MDL,     false, CatalogOnly, Test(INSTANT)),
-    row(MDB, M104, "add_column",         "not_null_no_default", MDL,     false, CatalogOnly, NotYetProven),
-    row(MDB, M104, "add_column",         "volatile_default",    INPLACE, false, Rewrite,     Test(INSTANT)),
-    row(MDB, M104, "add_column",         "generated_stored",    COPY,    true,  Rewrite,     NotYetProven),
-    row(MDB, M104, "add_column",         "serial",              COPY,    true,  Rewrite,     NotYetProven),
+    row(MDB, M104, "add_column",         "not_null_no_default", MDL,     false, CatalogOnly, Test(PROBED)),
+    row(MDB, M104, "add_column",         "volatile_default",    COPY,    true,  Rewrite,     Test(INSTANT)),
+    row(MDB, M104, "add_column",         "generated_stored",    COPY,    true,  Rewrite,     Test(PROBED)),
+    row(MDB, M104, "add_column",         "serial",              COPY,    true,  Rewrite,     Test(PROBED)),
     row(MDB, M104, "create_index",       "*",                   INPLACE, false, Scan,        Test(CONTRACT)),
     row(MDB, M104, "add_foreign_key",    "*",                   COPY,    true,  Rewrite,     Test(CONTRACT)),
     row(MDB, M104, "add_check",          "*",                   COPY,    true,  Rewrite,     Test(CONTRACT)),
-    row(MDB, M104, "change_column_type", "*",                   COPY,    true,  Rewrite,     NotYetProven),
-    row(MDB, M104, "set_default",        "*",                   MDL,     false, CatalogOnly, NotYetProven),
-    row(MDB, M104, "drop_default",       "*",                   MDL,     false, CatalogOnly, NotYetProven),
-    row(MDB, M104, "rename_column",      "*",                   MDL,     false, CatalogOnly, NotYetProven),
+    row(MDB, M104, "change_column_type", "*",                   COPY,    true,  Rewrite,     Test(PROBED)),
+    row(MDB, M104, "set_default",        "*",                   MDL,     false, CatalogOnly, Test(PROBED)),
+    row(MDB, M104, "drop_default",       "*",                   MDL,     false, CatalogOnly, Test(PROBED)),
+    row(MDB, M104, "rename_column",      "*",                   MDL,     false, CatalogOnly, Test(PROBED)),
     row(MDB, M104, "rename_table",       "*",                   MDL,     false, CatalogOnly, NotYetProven),
     row(MDB, M104, "drop_column",        "*",                   MDL,     false, CatalogOnly, Test(INSTANT)),
     row(MDB, M104, "drop_table",         "*",                   MDL,     false, CatalogOnly, NotYetProven),
-    row(MDB, M104, "drop_index",         "*",                   MDL,     false, CatalogOnly, NotYetProven),
+    row(MDB, M104, "drop_index",         "*",                   INPLACE, false, CatalogOnly, Test(PROBED)),
     row(MDB, M104, "create_table",       "*",                   NEW,     false, CatalogOnly, NotYetProven),
     row(MDB, M104, "data",               "whole_table",         ROWS,    true,  Scan,        NotYetProven),
     // MySQL 8.0.29+: INSTANT ADD/DROP COLUMN at any position.
