@@ -135,6 +135,9 @@ struct LintArgs {
     /// The migration tool runs each file in a transaction (Rails, Ecto, Django on PostgreSQL).
     #[arg(long)]
     assume_in_transaction: bool,
+    /// Also list every statement: what it locks, who waits behind it, and its cost on the target.
+    #[arg(long)]
+    explain: bool,
     /// List the rules (id, severity, engines, matching squawk rule) and exit; with --format json,
     /// each rule's explanation and fix too.
     #[arg(long)]
@@ -502,6 +505,7 @@ fn run() -> Result<()> {
                 format: a.format.clone(),
                 assume_in_transaction: a.assume_in_transaction,
                 list_rules: a.list_rules,
+                explain: a.explain,
             };
             let code = zerodown::lint::cli::run(&options, &mut std::io::stdout().lock());
             std::process::exit(code);

@@ -738,6 +738,33 @@ fn the_cli_exits_0_1_or_2_and_writes_text_json_github_and_sarif() {
     assert_eq!(v["version"], "2.1.0");
     assert_eq!(v["runs"][0]["results"][0]["ruleId"], "drop-column");
 
+    // --explain: every statement with its engine fact, also in JSON.
+    let (_, out) = zerodown(
+        &[
+            "lint",
+            "--explain",
+            "--version",
+            "16",
+            "migrations/0001.sql",
+        ],
+        d,
+    );
+    assert!(out.contains("migrations/0001.sql:1: scaffolding"), "{out}");
+    assert!(out.contains("migrations/0001.sql:3: drop_column t [*]: ACCESS EXCLUSIVE; blocks reads and writes; catalog only"), "{out}");
+    let (_, out) = zerodown(
+        &[
+            "lint",
+            "--explain",
+            "--format",
+            "json",
+            "migrations/0001.sql",
+        ],
+        d,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["statements"].as_array().unwrap().len(), 3, "{out}");
+    assert_eq!(v["statements"][2]["actions"][0]["kind"], "drop_column");
+
     // The repository's zerodown-lint.toml is read from the working directory.
     std::fs::write(
         d.join("zerodown-lint.toml"),

@@ -19,6 +19,8 @@ pub struct Options {
     pub format: String,
     pub assume_in_transaction: bool,
     pub list_rules: bool,
+    /// Also list every statement with what it locks, who waits and its cost.
+    pub explain: bool,
 }
 
 pub const EXIT_CLEAN: i32 = 0;
@@ -96,12 +98,19 @@ fn run_inner(o: &Options, out: &mut dyn Write) -> Result<i32, String> {
             Err(e) => input_errors.push(format!("{}: cannot read it: {e}", f.display())),
         }
     }
-    let (findings, errors) =
-        lint_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())), &config);
-    input_errors.extend(errors);
+    let report = lint_texts(
+        texts.iter().map(|(p, t)| (p.as_str(), t.as_str())),
+        &config,
+        o.explain,
+    );
+    let findings = report.findings;
+    input_errors.extend(report.input_errors);
+    let statements = &report.statements;
     let report = match o.format.as_str() {
-        "" | "text" => output::text(&findings, &input_errors, texts.len()),
-        "json" => output::json(&findings, &input_errors, texts.len()),
+        "" | "text" => {
+            output::explained(statements) + &output::text(&findings, &input_errors, texts.len())
+        }
+        "json" => output::json(&findings, &input_errors, statements, texts.len()),
         "github" => output::github(&findings, &input_errors),
         "sarif" => output::sarif(&findings),
         other => return Err(format!("--format {other}: use text, json, github or sarif")),

@@ -78,7 +78,7 @@ impl Config {
         for (id, level) in raw.rules {
             if !RULES.iter().any(|r| r.id == id) {
                 return Err(format!(
-                    "unknown rule {id:?} (`zerodown lint --rules` lists them)"
+                    "unknown rule {id:?} (`zerodown lint --list-rules` lists them)"
                 ));
             }
             let sev = match level.as_str() {

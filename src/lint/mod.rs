@@ -285,22 +285,93 @@ fn advance(ctx: &mut Ctx, s: &Statement) {
     }
 }
 
-/// Reads and lints files; returns the findings and the input errors (unreadable statements and
-/// files), so one bad file or statement hides nothing else.
+/// One statement as the target engine runs it, for `--explain`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Explained {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub statement: String,
+    /// `scaffolding`, `bookkeeping`, `change` or `unreadable`.
+    pub class: &'static str,
+    pub actions: Vec<ExplainedAction>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExplainedAction {
+    pub kind: &'static str,
+    pub shape: &'static str,
+    pub table: Option<String>,
+    /// Lock; who waits; cost; proof — None where the facts table has no row (e.g. a new table's
+    /// statements, or statements without locking danger).
+    pub engine_fact: Option<String>,
+}
+
+/// Every statement of a file with what it locks, who waits and what it costs on the target.
+pub fn explain(file: &File, config: &Config) -> Vec<Explained> {
+    let ctx = Ctx {
+        engine: Some(file.engine),
+        version: config.version,
+        ..Ctx::default()
+    };
+    file.statements
+        .iter()
+        .map(|s| Explained {
+            file: file.path.clone(),
+            line: s.line,
+            column: s.column,
+            statement: s.text.chars().take(200).collect(),
+            class: match (&s.class, &s.bookkeeping) {
+                (Class::Scaffolding(_), _) => "scaffolding",
+                (Class::Unreadable { .. }, _) => "unreadable",
+                (_, Some(_)) => "bookkeeping",
+                _ => "change",
+            },
+            actions: s
+                .actions()
+                .iter()
+                .map(|a| ExplainedAction {
+                    kind: a.kind.tag(),
+                    shape: facts::shape(&a.kind),
+                    table: a.table.as_ref().map(|t| t.to_string()),
+                    engine_fact: ctx
+                        .fact(a)
+                        .map(|f| format!("{}; {}", f.summary(), f.proof.describe())),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// What linting a set of files found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// Unreadable statements (`path:line:column: message`) and files.
+    pub input_errors: Vec<String>,
+    /// Every statement, when asked for (`--explain`).
+    pub statements: Vec<Explained>,
+}
+
+/// Reads and lints files; returns the findings and the input errors (unreadable statements), so one
+/// bad file or statement hides nothing else.
 pub fn lint_texts<'a>(
     inputs: impl IntoIterator<Item = (&'a str, &'a str)>,
     config: &Config,
-) -> (Vec<Finding>, Vec<String>) {
+    with_statements: bool,
+) -> Report {
     let engine = config.engine.unwrap_or(Engine::Postgres);
-    let mut findings = Vec::new();
-    let mut errors = Vec::new();
+    let mut report = Report::default();
     for (path, text) in inputs {
         if config.ignores_file(path) {
             continue;
         }
         let file = analysis::read(path, text, engine);
-        errors.extend(file.errors());
-        findings.extend(lint_file(&file, config));
+        report.input_errors.extend(file.errors());
+        report.findings.extend(lint_file(&file, config));
+        if with_statements {
+            report.statements.extend(explain(&file, config));
+        }
     }
-    (findings, errors)
+    report
 }

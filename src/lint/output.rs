@@ -1,7 +1,7 @@
 //! Findings as text (file:line:column, the statement quoted, the engine fact, the fix), JSON, GitHub
 //! workflow annotations and SARIF 2.1.0.
 
-use super::{Finding, RULES, Severity};
+use super::{Explained, Finding, RULES, Severity};
 use std::fmt::Write;
 
 /// Counts for the summary line and the exit status.
@@ -57,14 +57,53 @@ pub fn text(findings: &[Finding], input_errors: &[String], files: usize) -> Stri
     out
 }
 
-pub fn json(findings: &[Finding], input_errors: &[String], files: usize) -> String {
+/// `--explain`: every statement, one line per action, with the engine fact.
+pub fn explained(statements: &[Explained]) -> String {
+    let mut out = String::new();
+    for s in statements {
+        if s.actions.is_empty() {
+            let _ = writeln!(out, "{}:{}: {}", s.file, s.line, s.class);
+        }
+        for a in &s.actions {
+            let table = a.table.as_deref().unwrap_or("-");
+            let fact = a
+                .engine_fact
+                .as_deref()
+                .unwrap_or("no engine fact (a new table, or no lock danger known)");
+            let tag = if s.class == "bookkeeping" {
+                " (bookkeeping)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{}:{}: {} {table} [{}]{tag}: {fact}",
+                s.file, s.line, a.kind, a.shape
+            );
+        }
+    }
+    if !statements.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+pub fn json(
+    findings: &[Finding],
+    input_errors: &[String],
+    statements: &[Explained],
+    files: usize,
+) -> String {
     let (errors, warnings) = counts(findings);
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "findings": findings,
         "input_errors": input_errors,
         "summary": {"files": files, "errors": errors, "warnings": warnings,
                     "input_errors": input_errors.len()},
     });
+    if !statements.is_empty() {
+        v["statements"] = serde_json::json!(statements);
+    }
     serde_json::to_string_pretty(&v).expect("findings serialize")
 }
 
