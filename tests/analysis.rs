@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod support;
+mod sqlite_util;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -618,6 +619,101 @@ fn mariadb_facts_hold_on_the_real_engine() {
                 MARIADB_PROBES
                     .iter()
                     .any(|(k, s, _)| *k == f.kind && *s == f.shape),
+                "{} {} names this test but has no probe",
+                f.kind,
+                f.shape
+            );
+        }
+    }
+}
+
+/// SQLite rows: (kind, shape, statement on `accounts`, whether to check the cost).
+#[rustfmt::skip]
+const SQLITE_PROBES: &[(&str, &str, &str, bool)] = &[
+    ("add_column", "nullable", "ALTER TABLE accounts ADD COLUMN x int", true),
+    ("add_column", "constant_default", "ALTER TABLE accounts ADD COLUMN x int NOT NULL DEFAULT 5", true),
+    ("add_column", "stable_default", "ALTER TABLE accounts ADD COLUMN x text DEFAULT CURRENT_TIMESTAMP", true),
+    ("add_column", "volatile_default", "ALTER TABLE accounts ADD COLUMN x real DEFAULT (random())", true),
+    ("add_column", "not_null_no_default", "ALTER TABLE accounts ADD COLUMN x int NOT NULL", true),
+    ("add_column", "generated_stored", "ALTER TABLE accounts ADD COLUMN x int GENERATED ALWAYS AS (balance * 2) STORED", true),
+    ("add_column", "serial", "ALTER TABLE accounts ADD COLUMN x INTEGER PRIMARY KEY AUTOINCREMENT", true),
+    ("create_index", "*", "CREATE INDEX ix_probe ON accounts (balance)", true),
+    ("drop_column", "*", "ALTER TABLE accounts DROP COLUMN pad", true),
+    ("rename_column", "*", "ALTER TABLE accounts RENAME COLUMN pad TO pad2", true),
+    ("rename_table", "*", "ALTER TABLE accounts RENAME TO accounts2", true),
+    ("drop_table", "*", "DROP TABLE accounts", false),
+    ("drop_index", "*", "DROP INDEX accounts_email", false),
+    ("create_table", "*", "CREATE TABLE n (id int)", true),
+    ("data", "*", "UPDATE accounts SET balance = balance + 1", false),
+];
+
+/// Every SQLite row with a probe, on the bundled SQLite: while the statement's transaction is open
+/// another connection cannot start writing but can read (WAL); the cost is seen in the table's pages
+/// (rewritten = changed in place) and in the statement's VM steps (a scan takes more steps than the
+/// table has rows); "fails" fails on a table with rows.
+#[test]
+fn sqlite_facts_hold_on_the_real_engine() {
+    use rusqlite::{StatementStatus, TransactionBehavior};
+    const ROWS: i64 = 2_000;
+    let mut checked = 0;
+    for f in facts::all().filter(|f| f.engine == Engine::Sqlite) {
+        let Some((_, _, sql, cost)) = SQLITE_PROBES
+            .iter()
+            .find(|(k, s, ..)| *k == f.kind && *s == f.shape)
+        else {
+            continue;
+        };
+        let what = format!("sqlite {} {} `{sql}`", f.kind, f.shape);
+        // Who waits: the statement in an open transaction, a writer and a reader beside it.
+        let db = sqlite_util::TestDb::new(ROWS);
+        let mut c = db.conn();
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let ran = tx.execute_batch(sql);
+        if f.cost == facts::Cost::Fails {
+            assert!(ran.is_err(), "{what}: claimed to fail, it ran");
+            checked += 1;
+            continue;
+        }
+        ran.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let other = rusqlite::Connection::open(&db.path).unwrap();
+        let writer = other.execute_batch("BEGIN IMMEDIATE; ROLLBACK");
+        assert_eq!(f.blocks_writes, writer.is_err(), "{what}: a writer");
+        let reader = other.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        assert_eq!(f.blocks_reads, reader.is_err(), "{what}: a reader");
+        drop(other);
+        tx.rollback().unwrap();
+        drop(c);
+        if *cost {
+            let before = db.row_pages();
+            let c = db.conn();
+            let mut stmt = c.prepare(sql).unwrap();
+            stmt.raw_execute().unwrap();
+            let steps = i64::from(stmt.get_status(StatementStatus::VmStep));
+            drop(stmt);
+            drop(c);
+            let after = db.row_pages();
+            let rewritten = before.iter().zip(&after).any(|(a, b)| a != b);
+            let observed = match (rewritten, steps > ROWS) {
+                (true, _) => facts::Cost::Rewrite,
+                (false, true) => facts::Cost::Scan,
+                (false, false) => facts::Cost::CatalogOnly,
+            };
+            assert_eq!(observed, f.cost, "{what}: {steps} VM steps");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 14, "only {checked} rows checked");
+    for f in facts::all() {
+        if f.proof == facts::Proof::Test("tests/analysis.rs::sqlite_facts_hold_on_the_real_engine")
+        {
+            assert!(
+                SQLITE_PROBES
+                    .iter()
+                    .any(|(k, s, _, cost)| *k == f.kind && *s == f.shape && *cost),
                 "{} {} names this test but has no probe",
                 f.kind,
                 f.shape
