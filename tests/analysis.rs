@@ -169,6 +169,19 @@ fn a_bad_statement_is_located_and_hides_nothing() {
 }
 
 #[test]
+fn a_file_that_cannot_be_split_is_one_located_error() {
+    let sql = "ALTER TABLE t ADD COLUMN a int;\nALTER TABLE t ADD COLUMN b text DEFAULT 'oops;\n";
+    let file = analysis::read("broken.sql", sql, Engine::Postgres);
+    let errors = file.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("broken.sql:2:"), "{errors:?}");
+    assert!(
+        errors[0].contains("check quotes and comments"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn clauses_become_actions_with_their_subject() {
     let sql = r#"
 SET lock_timeout = '1s';
