@@ -3,11 +3,13 @@
 //! The library's API is five verbs — [`plan`], [`start`], [`status`], [`complete`], [`rollback`] — over a
 //! database URL. Progress reaches the caller as [`Event`]s; nothing here prints.
 
+pub mod analysis;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod lint;
 pub mod ops;
 pub mod plan;
 pub mod run;

@@ -86,6 +86,12 @@ enum Command {
         #[command(flatten)]
         tuning: Tuning,
     },
+    /// Check migration files for statements that lock, rewrite or break running code, and say what
+    /// to write instead (or that `zerodown start` runs it safely). Offline: no database is read
+    /// (online mode, sharpening verdicts with table sizes from DATABASE_URL, is not built yet).
+    /// Folders are searched for .sql files; down.sql / *.down.sql are skipped.
+    /// Exit status: 0 clean or warnings only, 1 error findings, 2 unreadable input or bad config.
+    Lint(LintArgs),
     /// The whole story on a temporary SQLite database under live traffic, with a verdict at the end.
     Demo {
         /// Rows in the demo table.
@@ -107,6 +113,35 @@ enum Command {
         #[arg(long, value_parser = parse_duration)]
         quiet_period: Option<Duration>,
     },
+}
+
+#[derive(Args)]
+struct LintArgs {
+    /// Migration files or folders.
+    #[arg(required_unless_present = "list_rules")]
+    paths: Vec<PathBuf>,
+    /// Target engine: postgres, mysql, mariadb or sqlite [default: the config's, else postgres].
+    #[arg(long)]
+    engine: Option<String>,
+    /// Target server version, e.g. 15, 10.11, 8.0.35 [default: the newest tested].
+    #[arg(long = "version", id = "engine_version")]
+    engine_version: Option<String>,
+    /// Configuration file [default: ./zerodown-lint.toml when present].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// text, json, github (workflow annotations) or sarif.
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// The migration tool runs each file in a transaction (Rails, Ecto, Django on PostgreSQL).
+    #[arg(long)]
+    assume_in_transaction: bool,
+    /// Also list every statement: what it locks, who waits behind it, and its cost on the target.
+    #[arg(long)]
+    explain: bool,
+    /// List the rules (id, severity, engines, matching squawk rule) and exit; with --format json,
+    /// each rule's explanation and fix too.
+    #[arg(long)]
+    list_rules: bool,
 }
 
 #[derive(Args)]
@@ -492,6 +527,20 @@ fn run() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match &cli.command {
+        Command::Lint(a) => {
+            let options = zerodown::lint::cli::Options {
+                paths: a.paths.clone(),
+                engine: a.engine.clone(),
+                version: a.engine_version.clone(),
+                config: a.config.clone(),
+                format: a.format.clone(),
+                assume_in_transaction: a.assume_in_transaction,
+                list_rules: a.list_rules,
+                explain: a.explain,
+            };
+            let code = zerodown::lint::cli::run(&options, &mut std::io::stdout().lock());
+            std::process::exit(code);
+        }
         Command::Demo {
             rows,
             keep,
