@@ -13,6 +13,8 @@ pub enum Kind {
     SetDefault,
     /// `ALTER COLUMN … DROP DEFAULT`.
     DropDefault,
+    /// A secondary index, plain or unique, built as online as the engine allows.
+    CreateIndex,
 }
 
 /// One row of an engine's knowledge.
@@ -67,6 +69,11 @@ pub struct Fragment {
 pub struct LiveTable {
     pub namespace: Option<String>,
     pub schema: TableSchema,
+    /// The names of the table's indexes.
+    pub indexes: Vec<String>,
+    /// Other names a new index on the table may not take: PostgreSQL's schema and SQLite's
+    /// database keep tables and indexes in one namespace; MySQL's index names are per table (none).
+    pub other_names: Vec<String>,
 }
 
 impl LiveTable {
@@ -100,6 +107,15 @@ pub trait Dialect {
         table: &LiveTable,
         column: &Column,
         default: Option<(&str, bool)>,
+    ) -> Result<Fragment>;
+    /// Builds index `name` (kept as written, quoted) on `columns` of `table`, as online as the
+    /// engine allows; the undo drops it.
+    fn create_index(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        columns: &[&Column],
+        unique: bool,
     ) -> Result<Fragment>;
 }
 

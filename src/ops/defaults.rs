@@ -74,8 +74,9 @@ impl Op for DropDefault {
     }
 }
 
-/// A plan of one catalog-only step, run by `start`.
-fn one_step(
+/// A plan of one step, run by `start`, which completes the migration (`column` names what the
+/// operation changes: a column, or an index).
+pub(super) fn one_step(
     migration: &str,
     kind: &str,
     dialect: &dyn Dialect,

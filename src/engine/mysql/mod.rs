@@ -187,15 +187,19 @@ impl Engine for MySql {
 
     fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
         let (schema, _) = self.table_schema(table)?;
+        let indexes = self.index_names(&schema.name)?;
         Ok(super::dialect::LiveTable {
             namespace: None,
             schema,
+            indexes,
+            other_names: Vec::new(),
         })
     }
 
     fn dialect(&mut self) -> Result<Box<dyn super::dialect::Dialect>> {
         Ok(Box::new(dialect::MyDialect {
             label: self.label(),
+            mariadb: self.flavour == Flavour::MariaDb,
         }))
     }
 

@@ -27,4 +27,15 @@ pub const FACTS: &[Fact] = &[
         reason: "refused, as SetDefault: rows written before the column was added would read NULL instead of the old default",
         proven_by: "tests/operations.rs::sqlite_defaults",
     },
+    Fact {
+        kind: Kind::CreateIndex,
+        versions: "3.40+",
+        lock: "write lock (whole database)",
+        held: "one pass over the table plus a sort: SQLite has no online index build",
+        blocks_writes: true,
+        blocks_reads: false,
+        cost: Cost::Scan,
+        reason: "SQLite has no online index build: CREATE INDEX holds the write lock for one pass over the table, so writers wait (up to their busy timeout) while readers go on (WAL); build it when the table is small enough for that wait",
+        proven_by: "tests/op_create_index.rs::sqlite_create_index",
+    },
 ];
