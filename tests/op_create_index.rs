@@ -1,4 +1,4 @@
-//! CreateIndex on SQLite, PostgreSQL 15 and 18, and MariaDB: start builds the index (and completes
+//! CreateIndex on SQLite, PostgreSQL 13–18, and MariaDB: start builds the index (and completes
 //! the migration), in a migration that waits for `complete` rollback drops it, the lock the build
 //! takes is observed on the server, a kill -9 during the build is finished by a re-run, and refusals
 //! change nothing.
@@ -601,8 +601,28 @@ mod postgres {
     }
 
     #[test]
+    fn postgres_13_create_index() {
+        create_index(13);
+    }
+
+    #[test]
+    fn postgres_14_create_index() {
+        create_index(14);
+    }
+
+    #[test]
     fn postgres_15_create_index() {
         create_index(15);
+    }
+
+    #[test]
+    fn postgres_16_create_index() {
+        create_index(16);
+    }
+
+    #[test]
+    fn postgres_17_create_index() {
+        create_index(17);
     }
 
     #[test]
