@@ -223,7 +223,7 @@ fn runs_and_rolls_back_as_one(db: &dyn Db) {
 }
 
 /// A migration filling two columns is refused before anything changes, naming why and what to do;
-/// so is an operation kind this version does not run yet.
+/// so is an index on a column the table does not have.
 fn refusals_change_nothing(db: &dyn Db) {
     let url = db.url();
     let two_fills = TWO_TABLES
@@ -239,10 +239,10 @@ fn refusals_change_nothing(db: &dyn Db) {
         "{err}"
     );
     let index =
-        "[create_index]\ntable = \"orders\"\nname = \"orders_amount\"\ncolumns = [\"amount\"]\n";
+        "[create_index]\ntable = \"orders\"\nname = \"orders_amount\"\ncolumns = [\"nope\"]\n";
     let err = start(&url, &migration("0103_index", index)).unwrap_err();
     assert!(
-        matches!(&err, Error::Refused(m) if m.contains("create_index (orders_amount) is not yet run")),
+        matches!(&err, Error::Refused(m) if m.contains("column `nope` not found in `orders`")),
         "{err}"
     );
     assert!(!db.has_column("accounts", "tier3") && !db.has_column("orders", "note3"));

@@ -13,6 +13,8 @@ pub enum Kind {
     SetDefault,
     /// `ALTER COLUMN … DROP DEFAULT`.
     DropDefault,
+    /// A secondary index, plain or unique, built as online as the engine allows.
+    CreateIndex,
     /// Adding a CHECK constraint to an existing table (PostgreSQL: NOT VALID).
     AddCheck,
     /// `VALIDATE CONSTRAINT`: existing rows checked against a NOT VALID constraint.
@@ -71,6 +73,11 @@ pub struct Fragment {
 pub struct LiveTable {
     pub namespace: Option<String>,
     pub schema: TableSchema,
+    /// The names of the table's indexes.
+    pub indexes: Vec<String>,
+    /// Other names a new index on the table may not take: PostgreSQL's schema and SQLite's
+    /// database keep tables and indexes in one namespace; MySQL's index names are per table (none).
+    pub other_names: Vec<String>,
 }
 
 impl LiveTable {
@@ -105,15 +112,19 @@ pub trait Dialect {
         column: &Column,
         default: Option<(&str, bool)>,
     ) -> Result<Fragment>;
-
-    /// Adding CHECK `name` (its body already parsed and rendered) to an existing table: the steps
-    /// in order, each with its one-line summary.
-    fn add_check(
+    /// Builds index `name` (kept as written, quoted) on `columns` of `table`, as online as the
+    /// engine allows; the undo drops it.
+    fn create_index(
         &self,
         table: &LiveTable,
         name: &str,
-        check: &str,
-    ) -> Result<Vec<(String, Fragment)>>;
+        columns: &[&Column],
+        unique: bool,
+    ) -> Result<Fragment>;
+
+    /// Adding CHECK `name` (its body already parsed and rendered) to an existing table: the steps
+    /// in order, each with its one-line summary.
+    fn add_check(&self, table: &LiveTable, name: &str, check: &str) -> Result<Vec<(String, Fragment)>>;
 }
 
 #[cfg(test)]

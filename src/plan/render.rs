@@ -31,8 +31,10 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "{}: no backfill, no triggers, nothing to complete.",
-            if plan.steps.len() == 1 {
+            if plan.steps.len() == 1 && plan.steps[0].cost == Cost::CatalogOnly {
                 "One catalog-only statement"
+            } else if plan.steps.len() == 1 {
+                "One statement run by `start`"
             } else {
                 "Statements run by `start` alone"
             }

@@ -28,6 +28,17 @@ pub const FACTS: &[Fact] = &[
         proven_by: "tests/operations.rs::mariadb_defaults",
     },
     Fact {
+        kind: Kind::CreateIndex,
+        versions: "MariaDB 10.11; MySQL 8 (documented, not run: no IF [NOT] EXISTS for indexes)",
+        lock: "metadata lock (exclusive at start and end; shared during the build)",
+        held: "one pass over the table; application reads and writes go on; the exclusive moments wait for open transactions on the table (--build-timeout)",
+        blocks_writes: false,
+        blocks_reads: false,
+        cost: Cost::Scan,
+        reason: "ALGORITHM=INPLACE, LOCK=NONE builds the index while writes go on (the server refuses rather than copy or block)",
+        proven_by: "tests/op_create_index.rs::mariadb_create_index",
+    },
+    Fact {
         kind: Kind::AddCheck,
         versions: "MariaDB 10.11; MySQL 8 (documented, not run)",
         lock: "metadata lock (shared, no writes) for the whole copy",

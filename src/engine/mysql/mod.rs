@@ -22,7 +22,6 @@ mod guard;
 mod mysql8;
 mod probe;
 mod reconnect;
-mod replicas;
 pub mod rules;
 mod session;
 mod state;
@@ -188,16 +187,19 @@ impl Engine for MySql {
 
     fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
         let (schema, _) = self.table_schema(table)?;
+        let indexes = self.index_names(&schema.name)?;
         Ok(super::dialect::LiveTable {
             namespace: None,
             schema,
+            indexes,
+            other_names: Vec::new(),
         })
     }
 
     fn dialect(&mut self) -> Result<Box<dyn super::dialect::Dialect>> {
         Ok(Box::new(dialect::MyDialect {
             label: self.label(),
-            mariadb: self.flavour == rules::Flavour::MariaDb,
+            mariadb: self.flavour == Flavour::MariaDb,
         }))
     }
 
@@ -320,13 +322,6 @@ impl Engine for MySql {
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {
         self.write_rolled_back(id)
-    }
-
-    fn replica_watch(
-        &mut self,
-        replicas: &[crate::url::DatabaseUrl],
-    ) -> Result<Option<Box<dyn super::ReplicaWatch>>> {
-        replicas::open(self, replicas)
     }
 }
 

@@ -1,12 +1,12 @@
 //! PostgreSQL's statements for operations, on the connected version.
 
 use super::facts::FACTS;
-use super::quote;
 use super::rules::{qualified, version_text};
+use super::{Postgres, quote};
 use crate::engine::Column;
 use crate::engine::dialect::{Dialect, Fragment, Kind, LiveTable, fact};
 use crate::error::Result;
-use crate::plan::{Cost, Statement};
+use crate::plan::{Cost, Run, Statement};
 
 pub struct PgDialect {
     pub version_num: i32,
@@ -59,6 +59,44 @@ impl Dialect for PgDialect {
         })
     }
 
+    fn create_index(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        columns: &[&Column],
+        unique: bool,
+    ) -> Result<Fragment> {
+        let f = fact(FACTS, Kind::CreateIndex)?;
+        let schema = table.namespace.as_deref().unwrap_or("public");
+        let index = qualified(schema, name);
+        // Alone in autocommit under --build-timeout; `index` names what an interrupted build
+        // leaves INVALID, for the executor to drop before building again.
+        let online = |sql: String| Statement {
+            sql,
+            run: Run::OnlineBuild {
+                index: Some(index.clone()),
+                strict: false,
+            },
+        };
+        let cols: Vec<String> = columns.iter().map(|c| quote(&c.name)).collect();
+        Ok(Fragment {
+            // IF NOT EXISTS: a re-run that finds the index built (a crash came before the step
+            // was recorded) does nothing.
+            sql: vec![online(format!(
+                "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})",
+                if unique { "UNIQUE " } else { "" },
+                quote(name),
+                table_name(table),
+                cols.join(", ")
+            ))],
+            lock: f.lock_level(),
+            cost: f.cost,
+            reason: f.reason.into(),
+            undo: vec![online(format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))],
+            undo_cost: Some(Cost::CatalogOnly),
+        })
+    }
+
     fn add_check(
         &self,
         table: &LiveTable,
@@ -99,5 +137,30 @@ impl Dialect for PgDialect {
                 },
             ),
         ])
+    }
+}
+
+impl Postgres {
+    /// The names of the indexes on table `oid`, and of every other relation in its schema (an
+    /// index takes its name in the schema's one namespace of relations).
+    pub(super) fn index_names(
+        &mut self,
+        oid: u32,
+        namespace: &str,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let rows = self
+            .client
+            .query(
+                "SELECT c.relname::text, i.indrelid IS NOT DISTINCT FROM $1
+                 FROM pg_catalog.pg_class c
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+                 WHERE n.nspname = $2",
+                &[&oid, &namespace],
+            )
+            .map_err(|e| self.db_err("reading the table's indexes", &e))?;
+        let (on_table, others): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.get::<_, bool>(1));
+        let names = |rows: Vec<&postgres::Row>| rows.iter().map(|r| r.get(0)).collect();
+        Ok((names(on_table), names(others)))
     }
 }

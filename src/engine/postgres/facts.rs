@@ -28,6 +28,17 @@ pub const FACTS: &[Fact] = &[
         proven_by: "tests/operations.rs::postgres_15_defaults",
     },
     Fact {
+        kind: Kind::CreateIndex,
+        versions: "13–18",
+        lock: "SHARE UPDATE EXCLUSIVE",
+        held: "two passes over the table, after waiting for older transactions (--build-timeout); application reads and writes go on",
+        blocks_writes: false,
+        blocks_reads: false,
+        cost: Cost::Scan,
+        reason: "CONCURRENTLY builds without blocking writes; it runs outside any transaction, and an INVALID index left by a failed or interrupted build is dropped and built again",
+        proven_by: "tests/op_create_index.rs::postgres_15_create_index",
+    },
+    Fact {
         kind: Kind::AddCheck,
         versions: "13–18",
         lock: "ACCESS EXCLUSIVE",

@@ -171,10 +171,13 @@ impl Engine for Postgres {
     }
 
     fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
-        let (schema, namespace, _) = self.table_schema(table)?;
+        let (schema, namespace, oid) = self.table_schema(table)?;
+        let (indexes, other_names) = self.index_names(oid, &namespace)?;
         Ok(super::dialect::LiveTable {
             namespace: Some(namespace),
             schema,
+            indexes,
+            other_names,
         })
     }
 

@@ -1,8 +1,8 @@
 //! SQLite's statements for operations.
 
 use super::facts::FACTS;
-use super::quote;
 use super::rules::version_text;
+use super::{Sqlite, quote, sqlite_err};
 use crate::engine::Column;
 use crate::engine::dialect::{Dialect, Fragment, Kind, LiveTable, fact};
 use crate::error::{Error, Result};
@@ -44,6 +44,36 @@ impl Dialect for LiteDialect {
         )))
     }
 
+    fn create_index(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        columns: &[&Column],
+        unique: bool,
+    ) -> Result<Fragment> {
+        // SQLite has no online build: the statement holds the write lock for its pass over the
+        // table, in the step's transaction with its record.
+        let f = fact(FACTS, Kind::CreateIndex)?;
+        let cols: Vec<String> = columns.iter().map(|c| quote(&c.name)).collect();
+        Ok(Fragment {
+            sql: vec![Statement::in_step(format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
+                if unique { "UNIQUE " } else { "" },
+                quote(name),
+                quote(&table.schema.name),
+                cols.join(", ")
+            ))],
+            lock: f.lock_level(),
+            cost: f.cost,
+            reason: f.reason.into(),
+            undo: vec![Statement::in_step(format!(
+                "DROP INDEX IF EXISTS {}",
+                quote(name)
+            ))],
+            undo_cost: Some(Cost::CatalogOnly),
+        })
+    }
+
     fn add_check(
         &self,
         table: &LiveTable,
@@ -68,5 +98,28 @@ impl Dialect for LiteDialect {
                 undo_cost: Some(Cost::CatalogOnly),
             },
         )])
+    }
+}
+
+impl Sqlite {
+    /// The names of the indexes on `table`, and of the database's other tables, indexes and
+    /// views (SQLite keeps them in one namespace).
+    pub(super) fn index_names(&self, table: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, type = 'index' AND tbl_name = ?1 COLLATE NOCASE FROM sqlite_schema
+                 WHERE type IN ('table', 'index', 'view')",
+            )
+            .map_err(|e| sqlite_err("reading the table's indexes", e))?;
+        let rows = stmt
+            .query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| sqlite_err("reading the table's indexes", e))?;
+        let (on_table, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, on)| *on);
+        let names = |rows: Vec<(String, bool)>| rows.into_iter().map(|(n, _)| n).collect();
+        Ok((names(on_table), names(others)))
     }
 }

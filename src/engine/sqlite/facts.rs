@@ -28,6 +28,17 @@ pub const FACTS: &[Fact] = &[
         proven_by: "tests/operations.rs::sqlite_defaults",
     },
     Fact {
+        kind: Kind::CreateIndex,
+        versions: "3.40+",
+        lock: "write lock (whole database)",
+        held: "one pass over the table plus a sort: SQLite has no online index build",
+        blocks_writes: true,
+        blocks_reads: false,
+        cost: Cost::Scan,
+        reason: "SQLite has no online index build: CREATE INDEX holds the write lock for one pass over the table, so writers wait (up to their busy timeout) while readers go on (WAL); build it when the table is small enough for that wait",
+        proven_by: "tests/op_create_index.rs::sqlite_create_index",
+    },
+    Fact {
         kind: Kind::AddCheck,
         versions: "3.54 (bundled)",
         lock: "write lock (whole database)",

@@ -198,9 +198,13 @@ impl Engine for Sqlite {
     }
 
     fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
+        let schema = self.table_schema(table)?;
+        let (indexes, other_names) = self.index_names(&schema.name)?;
         Ok(super::dialect::LiveTable {
             namespace: None,
-            schema: self.table_schema(table)?,
+            schema,
+            indexes,
+            other_names,
         })
     }
 

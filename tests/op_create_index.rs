@@ -1,0 +1,821 @@
+//! CreateIndex on SQLite, PostgreSQL 13–18, and MariaDB: start builds the index (and completes
+//! the migration), in a migration that waits for `complete` rollback drops it, the lock the build
+//! takes is observed on the server, a kill -9 during the build is finished by a re-run, and refusals
+//! change nothing.
+
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use zerodown::plan::{Cost, Phase};
+use zerodown::spec::Migration;
+use zerodown::{DatabaseUrl, Error, Settings, StartOutcome, Status};
+
+fn migration(name: &str, text: &str) -> Migration {
+    Migration::from_toml(name, text, &format!("{name}.toml")).unwrap()
+}
+
+/// One `[[create_index]]` on `orders`.
+fn index_toml(name: &str, columns: &str, unique: bool) -> String {
+    format!(
+        "[[create_index]]\ntable = \"orders\"\nname = \"{name}\"\ncolumns = [{columns}]\nunique = {unique}\n"
+    )
+}
+
+fn quick() -> Settings {
+    Settings {
+        quiet_period: Some(Duration::ZERO),
+        batch_time: Some(Duration::from_millis(20)),
+        ..Settings::default()
+    }
+}
+
+fn start(url: &DatabaseUrl, m: &Migration) -> zerodown::Result<StartOutcome> {
+    zerodown::start(url, m, &quick(), &mut |_| {}, &AtomicBool::new(false))
+}
+
+fn status(url: &DatabaseUrl, name: &str) -> Status {
+    zerodown::status(url, Some(name)).unwrap()[0].status
+}
+
+/// What each engine's test needs to look at the database.
+trait Db {
+    fn url(&self) -> DatabaseUrl;
+    fn count(&self, sql: &str) -> i64;
+    fn exec(&self, sql: &str);
+    /// Runs one statement, returning the engine's error as text.
+    fn try_exec(&self, sql: &str) -> Result<(), String>;
+    /// The names of the indexes on `orders` that are ready to use (PostgreSQL: valid).
+    fn indexes(&self) -> Vec<String>;
+    /// Whether the engine answers `SELECT id FROM orders WHERE amount = 42` through index `name`.
+    fn uses_index(&self, name: &str) -> bool;
+    fn has_column(&self, table: &str, column: &str) -> bool;
+    /// zerodown's objects (zd_*) and, on PostgreSQL, INVALID indexes.
+    fn leftovers(&self) -> i64;
+    /// Whether index names share one namespace with tables (PostgreSQL's schema, SQLite's
+    /// database); MySQL's index names are per table.
+    fn names_shared(&self) -> bool {
+        true
+    }
+}
+
+fn has_index(db: &dyn Db, name: &str) -> bool {
+    db.indexes().iter().any(|i| i == name)
+}
+
+/// Plan, start → completed, unique, refusals, and start → rollback and start → complete in a
+/// migration that waits for `complete`.
+fn lifecycle(db: &dyn Db) {
+    let url = db.url();
+    // The name is kept exactly as written, mixed case included.
+    let m = migration(
+        "0200_orders_by_amount",
+        &index_toml("OrdersByAmount", "\"amount\", \"id\"", false),
+    );
+    let plan = zerodown::plan(&url, &m).unwrap();
+    assert!(plan.single_step, "{plan:?}");
+    assert_eq!(plan.steps.len(), 1);
+    let step = &plan.steps[0];
+    assert_eq!(step.phase, Phase::Expand);
+    assert_eq!(step.cost, Cost::Scan);
+    assert!(
+        step.sql[0].sql.contains("OrdersByAmount") && step.undo[0].sql.contains("OrdersByAmount"),
+        "{step:?}"
+    );
+    let text = zerodown::plan::render_text(&plan);
+    assert!(!text.contains("catalog-only statement"), "{text}");
+    assert_eq!(start(&url, &m).unwrap(), StartOutcome::Completed);
+    assert_eq!(status(&url, &m.name), Status::Completed);
+    assert!(has_index(db, "OrdersByAmount"), "{:?}", db.indexes());
+    assert!(db.uses_index("OrdersByAmount"));
+
+    let uq = migration(
+        "0201_orders_amount_unique",
+        &index_toml("orders_amount_uq", "\"amount\"", true),
+    );
+    assert_eq!(start(&url, &uq).unwrap(), StartOutcome::Completed);
+    assert!(has_index(db, "orders_amount_uq"));
+    let dup = db.try_exec("INSERT INTO orders (amount) VALUES (42)");
+    assert!(dup.is_err(), "a duplicate amount went in");
+
+    let before = db.indexes();
+    let refused = |name: &str, text: &str, says: &str| {
+        let err = start(&url, &migration(name, text)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Refused(m) if m.contains(says) && m.contains("nothing was changed")),
+            "{name}: {err}"
+        );
+    };
+    refused(
+        "0202_no_table",
+        "[create_index]\ntable = \"nope\"\nname = \"nope_a\"\ncolumns = [\"a\"]\n",
+        "table `nope` not found",
+    );
+    refused(
+        "0203_no_column",
+        &index_toml("orders_nope", "\"amount\", \"nope\"", false),
+        "column `nope` not found in `orders`",
+    );
+    refused(
+        "0204_same_name",
+        &index_toml("OrdersByAmount", "\"id\"", false),
+        "index `OrdersByAmount` already exists on `orders`",
+    );
+    if db.names_shared() {
+        refused(
+            "0205_table_name",
+            &index_toml("accounts", "\"id\"", false),
+            "`accounts` is already the name of another table or index",
+        );
+    }
+    refused(
+        "0206_twice",
+        &index_toml("orders_twice", "\"amount\", \"amount\"", false),
+        "lists column `amount` twice",
+    );
+    let err = Migration::from_toml(
+        "0207_no_columns",
+        "[create_index]\ntable = \"orders\"\nname = \"i\"\ncolumns = []\n",
+        "0207_no_columns.toml",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("`columns` is empty"), "{err}");
+    assert_eq!(db.indexes(), before);
+
+    // With a backfilled column, the migration waits for `complete`: the index is built at start.
+    let with_column = |name: &str, column: &str, index: &str| {
+        migration(
+            name,
+            &format!(
+                "[[add_column]]\ntable = \"accounts\"\ncolumn = \"{column}\"\ntype = \"int\"\nbackfill = \"balance % 7\"\n\n{}",
+                index_toml(index, "\"amount\"", false)
+            ),
+        )
+    };
+    let back = with_column("0208_index_back", "mod7", "orders_amount_back");
+    let plan = zerodown::plan(&url, &back).unwrap();
+    assert!(!plan.single_step);
+    let build = plan.steps.iter().find(|s| s.op == 1).unwrap();
+    assert_eq!(build.phase, Phase::Expand);
+    assert!(matches!(
+        start(&url, &back).unwrap(),
+        StartOutcome::Backfilled { .. }
+    ));
+    assert!(has_index(db, "orders_amount_back"));
+    zerodown::rollback(&url, &back.name, &Settings::default(), &mut |_| {}).unwrap();
+    assert!(!has_index(db, "orders_amount_back"), "{:?}", db.indexes());
+    assert!(!db.has_column("accounts", "mod7"));
+
+    let forward = with_column("0209_index_forward", "mod7b", "orders_amount_fwd");
+    start(&url, &forward).unwrap();
+    zerodown::complete(
+        &url,
+        &forward.name,
+        &quick(),
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(status(&url, &forward.name), Status::Completed);
+    assert!(has_index(db, "orders_amount_fwd"));
+    assert_eq!(db.leftovers(), 0);
+}
+
+/// A migration file for the zerodown binary.
+fn migration_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// `zerodown start <file>` as a child, its output to `log`.
+fn spawn_start(url: &str, file: &str, log: &std::path::Path) -> std::process::Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_zerodown"))
+        .args(["start", file, "--lock-timeout", "50ms"])
+        .env("DATABASE_URL", url)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `zerodown start <file>` to the end; a run refused because the killed one's sessions are
+/// still going away is tried again. Returns its output.
+fn start_to_end(url: &str, file: &str) -> String {
+    let mut text = String::new();
+    support::wait_for("a re-run that finishes", || {
+        let o = Command::new(env!("CARGO_BIN_EXE_zerodown"))
+            .args(["start", file])
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() || text.contains("another zerodown"),
+            "the re-run failed: {text}"
+        );
+        o.status.success()
+    });
+    text
+}
+
+mod sqlite {
+    use super::*;
+    use rusqlite::{Connection, ErrorCode};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    struct Lite {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    }
+
+    impl Lite {
+        fn new(rows: u32) -> Lite {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("idx.db");
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(&format!(
+                    "PRAGMA journal_mode = WAL;
+                     CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+                     CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL);
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                     INSERT INTO accounts (balance) SELECT (i * 7919) % 20000 FROM n;
+                     INSERT INTO orders (amount) SELECT id FROM accounts;"
+                ))
+                .unwrap();
+            Lite { _dir: dir, path }
+        }
+        fn conn(&self) -> Connection {
+            Connection::open(&self.path).unwrap()
+        }
+    }
+
+    impl Db for Lite {
+        fn url(&self) -> DatabaseUrl {
+            DatabaseUrl::Sqlite(self.path.clone())
+        }
+        fn count(&self, sql: &str) -> i64 {
+            self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+        fn exec(&self, sql: &str) {
+            self.conn().execute_batch(sql).unwrap();
+        }
+        fn try_exec(&self, sql: &str) -> Result<(), String> {
+            self.conn().execute_batch(sql).map_err(|e| e.to_string())
+        }
+        fn indexes(&self) -> Vec<String> {
+            let c = self.conn();
+            let mut s = c
+                .prepare("SELECT name FROM pragma_index_list('orders') ORDER BY name")
+                .unwrap();
+            s.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+        fn uses_index(&self, name: &str) -> bool {
+            let c = self.conn();
+            let mut s = c
+                .prepare("EXPLAIN QUERY PLAN SELECT id FROM orders WHERE amount = 42")
+                .unwrap();
+            let detail: Vec<String> = s
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            detail.iter().any(|d| d.contains(&format!("INDEX {name} ")))
+        }
+        fn has_column(&self, table: &str, column: &str) -> bool {
+            self.conn()
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                    [table, column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                > 0
+        }
+        fn leftovers(&self) -> i64 {
+            self.count("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'zd\\_%' ESCAPE '\\'")
+        }
+    }
+
+    /// SQLite has no online build: while the build step runs, zerodown holds the write lock, so
+    /// another connection's BEGIN IMMEDIATE gets SQLITE_BUSY (readers go on under WAL). A kill -9
+    /// while the step waits for that lock changes nothing, and a re-run builds the index.
+    #[test]
+    fn sqlite_create_index() {
+        let db = Lite::new(500);
+        lifecycle(&db);
+        assert_eq!(
+            db.count("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"),
+            0
+        );
+
+        // The write lock held during the build: a second connection tries BEGIN IMMEDIATE
+        // (no busy wait) while the build step runs, between its StepStarted and StepDone.
+        let big = Lite::new(50_000);
+        let armed = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicU32::new(0));
+        let reads = Arc::new(AtomicU32::new(0));
+        let poller = {
+            let (armed, stop, busy, reads) =
+                (armed.clone(), stop.clone(), busy.clone(), reads.clone());
+            let c = big.conn();
+            c.busy_timeout(Duration::ZERO).unwrap();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if !armed.load(Ordering::SeqCst) || busy.load(Ordering::SeqCst) > 0 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    match c.execute_batch("BEGIN IMMEDIATE") {
+                        Ok(()) => c.execute_batch("ROLLBACK").unwrap(),
+                        Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+                            if armed.load(Ordering::SeqCst) {
+                                // Readers are not blocked: WAL.
+                                let n: i64 = c
+                                    .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+                                    .unwrap();
+                                assert_eq!(n, 50_000);
+                                reads.fetch_add(1, Ordering::SeqCst);
+                                busy.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        };
+        let m = migration(
+            "0210_sqlite_lock",
+            &index_toml("orders_lock", "\"amount\"", false),
+        );
+        let outcome = zerodown::start(
+            &big.url(),
+            &m,
+            &quick(),
+            &mut |e| match e {
+                zerodown::Event::StepStarted { .. } => armed.store(true, Ordering::SeqCst),
+                zerodown::Event::StepDone { .. } => armed.store(false, Ordering::SeqCst),
+                _ => {}
+            },
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        stop.store(true, Ordering::SeqCst);
+        poller.join().unwrap();
+        assert_eq!(outcome, StartOutcome::Completed);
+        assert!(
+            busy.load(Ordering::SeqCst) > 0,
+            "no BEGIN IMMEDIATE was refused during the build"
+        );
+        assert!(reads.load(Ordering::SeqCst) > 0);
+        assert!(has_index(&big, "orders_lock"));
+
+        // kill -9 while the build step waits for the write lock another connection holds.
+        let dir = tempfile::tempdir().unwrap();
+        let file = migration_file(
+            &dir,
+            "0211_sqlite_killed",
+            &index_toml("orders_killed", "\"amount\"", false),
+        );
+        let url = format!("sqlite://{}", db.path.display());
+        let holder = db.conn();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let log = dir.path().join("start.log");
+        let mut child = spawn_start(&url, &file, &log);
+        support::wait_for("zerodown to wait for the write lock", || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("lock busy")
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        holder.execute_batch("ROLLBACK").unwrap();
+        assert!(!has_index(&db, "orders_killed"));
+        start_to_end(&url, &file);
+        assert!(has_index(&db, "orders_killed"));
+        assert_eq!(status(&db.url(), "0211_sqlite_killed"), Status::Completed);
+        assert_eq!(db.leftovers(), 0);
+        assert_eq!(
+            db.count("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"),
+            0
+        );
+    }
+}
+
+mod postgres {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Pg {
+        db: support::pg::PgTestDb,
+        conn: Mutex<::postgres::Client>,
+    }
+
+    fn setup(major: u32) -> Option<Pg> {
+        let server = support::pg(major)?;
+        let db = server.fresh_database(&format!("cidx{major}"));
+        let mut c = db.connect();
+        c.batch_execute(
+            "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
+             CREATE TABLE orders (id bigserial PRIMARY KEY, amount bigint NOT NULL);
+             INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, 500) g;
+             INSERT INTO orders (amount) SELECT id FROM accounts;
+             ANALYZE orders;",
+        )
+        .unwrap();
+        Some(Pg {
+            db,
+            conn: Mutex::new(c),
+        })
+    }
+
+    impl Db for Pg {
+        fn url(&self) -> DatabaseUrl {
+            DatabaseUrl::parse(self.db.url()).unwrap()
+        }
+        fn count(&self, sql: &str) -> i64 {
+            self.conn
+                .lock()
+                .unwrap()
+                .query_one(sql, &[])
+                .unwrap()
+                .get(0)
+        }
+        fn exec(&self, sql: &str) {
+            self.conn.lock().unwrap().batch_execute(sql).unwrap();
+        }
+        fn try_exec(&self, sql: &str) -> Result<(), String> {
+            self.conn
+                .lock()
+                .unwrap()
+                .batch_execute(sql)
+                .map_err(|e| e.to_string())
+        }
+        fn indexes(&self) -> Vec<String> {
+            self.conn
+                .lock()
+                .unwrap()
+                .query(
+                    "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     WHERE i.indrelid = 'orders'::regclass AND i.indisvalid ORDER BY 1",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        }
+        fn uses_index(&self, name: &str) -> bool {
+            let mut c = self.conn.lock().unwrap();
+            let mut t = c.transaction().unwrap();
+            t.batch_execute("SET LOCAL enable_seqscan = off").unwrap();
+            let rows = t
+                .query("EXPLAIN SELECT id FROM orders WHERE amount = 42", &[])
+                .unwrap();
+            rows.iter()
+                .any(|r| r.get::<_, String>(0).contains(&format!("\"{name}\"")))
+                || rows
+                    .iter()
+                    .any(|r| r.get::<_, String>(0).contains(&format!(" {name} ")))
+        }
+        fn has_column(&self, table: &str, column: &str) -> bool {
+            self.conn
+                .lock()
+                .unwrap()
+                .query_one(
+                    "SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2",
+                    &[&table, &column],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+        }
+        fn leftovers(&self) -> i64 {
+            self.count(
+                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zd\\_%')
+                      + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'zd\\_%')
+                      + (SELECT count(*) FROM pg_class WHERE relname LIKE 'zd\\_%')
+                      + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'zd\\_%')
+                      + (SELECT count(*) FROM pg_index WHERE NOT indisvalid)",
+            )
+        }
+    }
+
+    /// Sessions of zerodown running CREATE INDEX CONCURRENTLY on `orders` that hold SHARE UPDATE
+    /// EXCLUSIVE on it.
+    const BUILDING: &str =
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.relation = 'orders'::regclass AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted
+           AND a.query ILIKE 'CREATE INDEX CONCURRENTLY%'";
+
+    /// Whether index `name` exists and is valid (`None`: no such index).
+    fn validity(db: &Pg, name: &str) -> Option<bool> {
+        db.conn
+            .lock()
+            .unwrap()
+            .query_opt(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 WHERE c.relname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .map(|r| r.get(0))
+    }
+
+    /// A transaction with a snapshot older than the build: CONCURRENTLY waits for it before the
+    /// index turns valid, so the build is caught running, whatever the machine's speed.
+    fn old_snapshot(db: &Pg) -> ::postgres::Client {
+        let mut old = db.db.connect();
+        old.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class")
+            .unwrap();
+        old
+    }
+
+    fn create_index(major: u32) {
+        let Some(db) = setup(major) else { return };
+        lifecycle(&db);
+
+        // While the build runs (held by an old snapshot), writes go on: another session takes ROW
+        // EXCLUSIVE without waiting and inserts; the index is not valid until the build ends.
+        let mut old = old_snapshot(&db);
+        let url = db.url();
+        let m = migration(
+            "0220_pg_online",
+            &index_toml("orders_online", "\"amount\"", false),
+        );
+        let run = std::thread::spawn(move || start(&url, &m));
+        support::wait_for("the build to hold SHARE UPDATE EXCLUSIVE", || {
+            db.count(BUILDING) == 1
+        });
+        let mut writer = db.db.connect();
+        writer
+            .batch_execute(
+                "BEGIN; LOCK orders IN ROW EXCLUSIVE MODE NOWAIT;
+                 INSERT INTO orders (amount) VALUES (-1); COMMIT",
+            )
+            .unwrap();
+        assert_eq!(validity(&db, "orders_online"), Some(false));
+        old.batch_execute("COMMIT").unwrap();
+        assert_eq!(run.join().unwrap().unwrap(), StartOutcome::Completed);
+        assert_eq!(validity(&db, "orders_online"), Some(true));
+        assert_eq!(db.count("SELECT count(*) FROM orders WHERE amount = -1"), 1);
+
+        // kill -9 during the build: the server ends the orphaned build once it notices the client
+        // is gone (here: at once), leaving an INVALID index; the re-run drops it and builds again.
+        let dir = tempfile::tempdir().unwrap();
+        let file = migration_file(
+            &dir,
+            "0221_pg_killed",
+            &index_toml("orders_killed", "\"amount\"", false),
+        );
+        let url = db.db.url().to_string();
+        let mut old = old_snapshot(&db);
+        let mut child = spawn_start(&url, &file, &dir.path().join("start.log"));
+        support::wait_for("the build to run", || db.count(BUILDING) == 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        db.exec(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%' AND pid <> pg_backend_pid()",
+        );
+        support::wait_for("the orphaned build to end", || db.count(BUILDING) == 0);
+        old.batch_execute("COMMIT").unwrap();
+        assert_eq!(validity(&db, "orders_killed"), Some(false));
+        let out = start_to_end(&url, &file);
+        assert!(out.contains("left INVALID"), "{out}");
+        assert_eq!(validity(&db, "orders_killed"), Some(true));
+        assert_eq!(status(&db.url(), "0221_pg_killed"), Status::Completed);
+        assert_eq!(db.leftovers(), 0);
+    }
+
+    #[test]
+    fn postgres_13_create_index() {
+        create_index(13);
+    }
+
+    #[test]
+    fn postgres_14_create_index() {
+        create_index(14);
+    }
+
+    #[test]
+    fn postgres_15_create_index() {
+        create_index(15);
+    }
+
+    #[test]
+    fn postgres_16_create_index() {
+        create_index(16);
+    }
+
+    #[test]
+    fn postgres_17_create_index() {
+        create_index(17);
+    }
+
+    #[test]
+    fn postgres_18_create_index() {
+        create_index(18);
+    }
+}
+
+mod mariadb {
+    use super::*;
+    use mysql::prelude::Queryable;
+    use std::sync::Mutex;
+
+    struct My {
+        db: support::mariadb::MariaDbTestDb,
+        conn: Mutex<mysql::Conn>,
+    }
+
+    fn setup(name: &str, rows: u32) -> Option<My> {
+        let server = support::mariadb()?;
+        let db = server.fresh_database(name);
+        let mut c = db.connect();
+        c.query_drop(
+            "CREATE TABLE accounts (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL) ENGINE=InnoDB",
+        )
+        .unwrap();
+        c.query_drop(
+            "CREATE TABLE orders (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, amount bigint NOT NULL) ENGINE=InnoDB",
+        )
+        .unwrap();
+        c.query_drop(format!(
+            "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_{rows}"
+        ))
+        .unwrap();
+        c.query_drop("INSERT INTO orders (amount) SELECT id FROM accounts")
+            .unwrap();
+        Some(My {
+            db,
+            conn: Mutex::new(c),
+        })
+    }
+
+    impl Db for My {
+        fn url(&self) -> DatabaseUrl {
+            DatabaseUrl::parse(self.db.url()).unwrap()
+        }
+        fn count(&self, sql: &str) -> i64 {
+            self.conn
+                .lock()
+                .unwrap()
+                .query_first::<i64, _>(sql)
+                .unwrap()
+                .unwrap()
+        }
+        fn exec(&self, sql: &str) {
+            self.conn.lock().unwrap().query_drop(sql).unwrap();
+        }
+        fn try_exec(&self, sql: &str) -> Result<(), String> {
+            self.conn
+                .lock()
+                .unwrap()
+                .query_drop(sql)
+                .map_err(|e| e.to_string())
+        }
+        fn indexes(&self) -> Vec<String> {
+            self.conn
+                .lock()
+                .unwrap()
+                .query(
+                    "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders' ORDER BY 1",
+                )
+                .unwrap()
+        }
+        fn uses_index(&self, name: &str) -> bool {
+            let row: mysql::Row = self
+                .conn
+                .lock()
+                .unwrap()
+                .query_first("EXPLAIN SELECT id FROM orders WHERE amount = 42")
+                .unwrap()
+                .unwrap();
+            row.get::<Option<String>, _>("key").flatten().as_deref() == Some(name)
+        }
+        fn has_column(&self, table: &str, column: &str) -> bool {
+            self.count(&format!(
+                "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND COLUMN_NAME = '{column}'"
+            )) > 0
+        }
+        fn leftovers(&self) -> i64 {
+            self.count(
+                "SELECT (SELECT count(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'zd\\_%')
+                      + (SELECT count(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME LIKE 'zd\\_%')
+                      + (SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'zd\\_%')",
+            )
+        }
+        fn names_shared(&self) -> bool {
+            false
+        }
+    }
+
+    /// The ALTER building index `name`, with its state, as the process list shows it.
+    fn alter_of(my: &My, name: &str) -> Option<(u64, String)> {
+        my.conn
+            .lock()
+            .unwrap()
+            .exec_first(
+                "SELECT ID, COALESCE(STATE, '') FROM information_schema.PROCESSLIST
+                 WHERE ID <> CONNECTION_ID()
+                   AND INFO LIKE CONCAT('%ALTER TABLE `orders` ADD INDEX %`', ?, '`%')",
+                (name,),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn mariadb_create_index() {
+        let Some(my) = setup("cidx", 500) else { return };
+        lifecycle(&my);
+
+        // kill -9 while the build waits for the metadata lock a reader's transaction holds; the
+        // server ends the orphaned ALTER once it notices (here: at once), and a re-run builds it.
+        let dir = tempfile::tempdir().unwrap();
+        let file = migration_file(
+            &dir,
+            "0230_my_killed",
+            &index_toml("orders_killed", "\"amount\"", false),
+        );
+        let url = my.db.url().to_string();
+        let mut reader = my.db.connect();
+        reader.query_drop("START TRANSACTION").unwrap();
+        reader.query_drop("SELECT count(*) FROM orders").unwrap();
+        let mut child = spawn_start(&url, &file, &dir.path().join("start.log"));
+        support::wait_for("the build to wait for its metadata lock", || {
+            alter_of(&my, "orders_killed").is_some_and(|(_, s)| s.contains("metadata lock"))
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // (It may also have given up by itself: its metadata-lock wait is one lock timeout.)
+        if let Some((id, _)) = alter_of(&my, "orders_killed") {
+            let _ = my.try_exec(&format!("KILL {id}"));
+        }
+        support::wait_for("the orphaned ALTER to end", || {
+            alter_of(&my, "orders_killed").is_none()
+        });
+        reader.query_drop("COMMIT").unwrap();
+        assert!(!has_index(&my, "orders_killed"));
+        start_to_end(&url, &file);
+        assert!(has_index(&my, "orders_killed"));
+        assert_eq!(status(&my.url(), "0230_my_killed"), Status::Completed);
+        assert_eq!(my.leftovers(), 0);
+    }
+
+    /// LOCK=NONE: an INSERT from another connection commits while the build runs, seen running in
+    /// the process list (past its metadata lock) before and after the INSERT. A build too quick to
+    /// be caught is dropped and tried again.
+    #[test]
+    fn mariadb_create_index_lets_writes_go_on() {
+        let Some(my) = setup("cidx_writes", 100_000) else {
+            return;
+        };
+        let mut writer = my.db.connect();
+        let building =
+            |name: &str| alter_of(&my, name).is_some_and(|(_, s)| !s.contains("metadata lock"));
+        let mut caught = false;
+        for attempt in 0..20 {
+            let name = format!("orders_writes_{attempt}");
+            let m = migration(
+                &format!("0240_writes_{attempt}"),
+                &index_toml(&name, "\"amount\", \"id\"", false),
+            );
+            let url = my.url();
+            let run = std::thread::spawn(move || start(&url, &m));
+            while !run.is_finished() && !caught {
+                if building(&name) {
+                    writer
+                        .query_drop(format!(
+                            "INSERT INTO orders (amount) VALUES ({})",
+                            -1 - attempt
+                        ))
+                        .unwrap();
+                    caught = building(&name);
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            assert_eq!(run.join().unwrap().unwrap(), StartOutcome::Completed);
+            assert!(has_index(&my, &name));
+            if caught {
+                break;
+            }
+        }
+        assert!(caught, "no INSERT was seen to commit during a build");
+        assert_eq!(my.leftovers(), 0);
+    }
+}
