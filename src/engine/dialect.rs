@@ -124,7 +124,12 @@ pub trait Dialect {
 
     /// Adding CHECK `name` (its body already parsed and rendered) to an existing table: the steps
     /// in order, each with its one-line summary.
-    fn add_check(&self, table: &LiveTable, name: &str, check: &str) -> Result<Vec<(String, Fragment)>>;
+    fn add_check(
+        &self,
+        table: &LiveTable,
+        name: &str,
+        check: &str,
+    ) -> Result<Vec<(String, Fragment)>>;
 }
 
 #[cfg(test)]
