@@ -21,6 +21,17 @@ pub enum Kind {
     ValidateConstraint,
 }
 
+impl Kind {
+    /// Setting a default (`true`) or dropping it.
+    pub fn of_default(set: bool) -> Kind {
+        if set {
+            Kind::SetDefault
+        } else {
+            Kind::DropDefault
+        }
+    }
+}
+
 /// One row of an engine's knowledge.
 #[derive(Debug, Clone, Copy)]
 pub struct Fact {

@@ -14,6 +14,18 @@ pub struct MyDialect {
     pub mariadb: bool,
 }
 
+impl MyDialect {
+    /// `IF NOT EXISTS ` and `IF EXISTS ` on MariaDB, so a re-run after a crash between a
+    /// statement and its record does nothing; MySQL 8 has neither (documented, not run).
+    fn exists_clauses(&self) -> (&'static str, &'static str) {
+        if self.mariadb {
+            ("IF NOT EXISTS ", "IF EXISTS ")
+        } else {
+            ("", "")
+        }
+    }
+}
+
 impl Dialect for MyDialect {
     fn label(&self) -> String {
         self.label.clone()
@@ -41,14 +53,7 @@ impl Dialect for MyDialect {
             }
             None => format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT, ALGORITHM=INSTANT"),
         };
-        let f = fact(
-            FACTS,
-            if default.is_some() {
-                Kind::SetDefault
-            } else {
-                Kind::DropDefault
-            },
-        )?;
+        let f = fact(FACTS, Kind::of_default(default.is_some()))?;
         // The undo restores the data dictionary's own rendering of the old default
         // (information_schema.COLUMNS: a quoted literal or an expression), in parentheses, which
         // takes either.
@@ -76,11 +81,7 @@ impl Dialect for MyDialect {
         // IF NOT EXISTS: a re-run that finds the index built (a crash came before the step was
         // recorded) does nothing. MySQL 8 has no such clause: there the re-run fails, naming the
         // index (documented, not run).
-        let (if_not_exists, if_exists) = if self.mariadb {
-            ("IF NOT EXISTS ", "IF EXISTS ")
-        } else {
-            ("", "")
-        };
+        let (if_not_exists, if_exists) = self.exists_clauses();
         Ok(Fragment {
             // Under --build-timeout, not the short lock timeout: the build waits for the
             // metadata lock at its start and end.
@@ -115,11 +116,7 @@ impl Dialect for MyDialect {
     ) -> Result<Vec<(String, Fragment)>> {
         let t = quote(&table.schema.name);
         let n = quote(name);
-        let (if_not_exists, if_exists) = if self.mariadb {
-            ("IF NOT EXISTS ", "IF EXISTS ")
-        } else {
-            ("", "")
-        };
+        let (if_not_exists, if_exists) = self.exists_clauses();
         let f = fact(FACTS, Kind::AddCheck)?;
         Ok(vec![(
             format!("add CHECK {name} (copies the table: needs --allow-copy)"),

@@ -40,14 +40,7 @@ impl Dialect for PgDialect {
             Some(expr) => format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {expr}"),
             None => format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT"),
         };
-        let f = fact(
-            FACTS,
-            if default.is_some() {
-                Kind::SetDefault
-            } else {
-                Kind::DropDefault
-            },
-        )?;
+        let f = fact(FACTS, Kind::of_default(default.is_some()))?;
         // The undo restores the catalog's own rendering of the old default (pg_get_expr).
         Ok(Fragment {
             sql: vec![Statement::in_step(set(default.map(|(e, _)| e)))],

@@ -30,14 +30,7 @@ impl Dialect for LiteDialect {
         // Rows written before `ALTER TABLE … ADD COLUMN` store no value for the column: SQLite
         // reads the table's current default for them. A new default would change what they read,
         // and nothing in SQL tells those rows apart. Until an operation rewrites them first, refuse.
-        let f = fact(
-            FACTS,
-            if default.is_some() {
-                Kind::SetDefault
-            } else {
-                Kind::DropDefault
-            },
-        )?;
+        let f = fact(FACTS, Kind::of_default(default.is_some()))?;
         Err(Error::Refused(format!(
             "SQLite cannot change the default of `{}`.`{}` safely: rows written before the column was added store no value for it and read the table's default, so a new default would change their values ({}); zerodown does not yet rewrite those rows first — nothing was changed",
             table.schema.name, column.name, f.proven_by
