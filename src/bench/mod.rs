@@ -215,7 +215,8 @@ pub struct UnpacedStep {
     pub label: String,
     pub cost: String,
     pub seconds: f64,
-    /// The application's operations scheduled meanwhile.
+    /// The application's operations scheduled meanwhile: how many, their p99 and max.
+    pub ops: u64,
     pub p99_ms: f64,
     pub max_ms: f64,
     pub cpu_idle_pct: Option<f64>,

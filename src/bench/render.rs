@@ -224,13 +224,21 @@ pub fn render(reports: &[ScenarioReport]) -> String {
             facts.push(format!("zerodown: {n}"));
         }
         for u in &r.unpaced {
+            let app = if u.ops == 0 {
+                "no application operation scheduled meanwhile was issued before the load stopped"
+                    .to_string()
+            } else {
+                format!(
+                    "application p99 {} ms, max {} ms meanwhile",
+                    fmt_ms(u.p99_ms),
+                    fmt_ms(u.max_ms)
+                )
+            };
             facts.push(format!(
-                "complete's one statement ({}, not paced): {} took {:.2}s; application p99 {} ms, max {} ms meanwhile{}",
+                "complete's one statement ({}, not paced): {} took {:.2}s; {app}{}",
                 u.cost,
                 u.label,
                 u.seconds,
-                fmt_ms(u.p99_ms),
-                fmt_ms(u.max_ms),
                 opt(u.cpu_idle_pct, |i| format!(", machine idle {i:.0}%"))
             ));
         }

@@ -476,6 +476,7 @@ pub(super) fn loaded(
                 label: label.clone(),
                 cost: cost.clone(),
                 seconds: *secs,
+                ops: phase.map_or(0, |x| x.ops),
                 p99_ms: phase.map_or(0.0, |x| x.p99_ms),
                 max_ms: phase.map_or(0.0, |x| x.max_ms),
                 cpu_idle_pct: phase.and_then(|x| x.cpu_idle_pct),
