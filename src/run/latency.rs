@@ -51,17 +51,16 @@ impl fmt::Display for MaxLatency {
 
 /// How much the canary's high percentile may grow over its level at rest under `auto`: half as much
 /// again, but never less than [`MIN_HEADROOM`] and never more than [`MAX_HEADROOM`].
-pub const MIN_HEADROOM: Duration = Duration::from_millis(2);
+pub const MIN_HEADROOM: Duration = Duration::from_millis(5);
 pub const MAX_HEADROOM: Duration = Duration::from_millis(10);
 
 /// The `auto` target from the canary's [`HIGH_PERCENTILE`] at rest. The application's p99 should stay
-/// within 1.5× its level at rest and within 10 ms of it. The canary's point read feels only the
-/// server's share of a slowdown, while an application with a steady arrival rate also queues behind
-/// its own slowed statements: measured on PostgreSQL 18 (BENCHMARKS.md, issue 13), the canary's p99
-/// went from 5 to 16 ms while the application's went from 9 to 239 ms. So the canary's budget is
-/// tighter than the application's: half its level at rest, between 2 and 10 ms. A canary that waits
-/// for each batch by design (SQLite's writers wait for its lock) gets the full 10 ms:
-/// `waits_for_batches`.
+/// within 1.5× its level at rest and within 10 ms of it; the backfill may add half the canary's level
+/// at rest, between 5 and 10 ms. A tighter floor (2 ms, tried for issue 13) made a backfill with no
+/// application rest for the canary's own noise (2.4 s on PostgreSQL 15 at load average 4, about a
+/// minute on a busy machine) and bought nothing under load: there the canary's latency did not rise
+/// while the application's p99 went from 21 to 250 ms (BENCHMARKS.md). A canary that waits for each
+/// batch by design (SQLite's writers wait for its lock) gets the full 10 ms: `waits_for_batches`.
 pub fn auto_target(at_rest: Duration, waits_for_batches: bool) -> Duration {
     let floor = if waits_for_batches {
         MAX_HEADROOM
@@ -231,10 +230,9 @@ mod tests {
     }
 
     #[test]
-    fn auto_target_allows_half_again_between_2_and_10_ms() {
-        assert_eq!(auto_target(Duration::ZERO, false), 2 * MS);
-        assert_eq!(auto_target(2 * MS, false), 4 * MS);
-        assert_eq!(auto_target(6 * MS, false), 9 * MS);
+    fn auto_target_allows_half_again_between_5_and_10_ms() {
+        assert_eq!(auto_target(Duration::ZERO, false), 5 * MS);
+        assert_eq!(auto_target(2 * MS, false), 7 * MS);
         assert_eq!(auto_target(14 * MS, false), 21 * MS);
         assert_eq!(auto_target(40 * MS, false), 50 * MS);
         // SQLite's writers wait for a batch by design: the whole 10 ms.
