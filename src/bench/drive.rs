@@ -46,6 +46,10 @@ pub enum Line {
         index: usize,
         label: String,
         blocks_writes: bool,
+        /// The plan's cost of the step (`scan`, `rewrite`, `batched`, …): a scan or rewrite in
+        /// `complete` is one statement the backfill's pacing cannot reach.
+        #[serde(default)]
+        cost: String,
     },
     Done {
         t: u64,
@@ -90,6 +94,11 @@ pub enum Line {
         rested_s: f64,
         #[serde(default)]
         rests: u64,
+        /// The latency guard's changes of the rest ratio, and the largest ratio it set.
+        #[serde(default)]
+        latency_changes: u64,
+        #[serde(default)]
+        latency_peak_ratio: f64,
     },
 }
 
@@ -236,6 +245,8 @@ pub fn child_main(req: &DriveRequest) -> i32 {
     let mut last_progress = 0u64;
     let mut rested = Duration::ZERO;
     let mut rests = 0u64;
+    let mut latency_changes = 0u64;
+    let mut latency_peak_ratio = 0f64;
     vfs::take_thread_holds();
     let mut emit = |e: Event| match e {
         Event::StepStarted { index, step, .. } => {
@@ -246,6 +257,7 @@ pub fn child_main(req: &DriveRequest) -> i32 {
                 index,
                 label: label.clone(),
                 blocks_writes: step.lock.blocks_writes,
+                cost: step.cost.label().to_string(),
             });
             running = Some((index, label, vfs::thread_bytes().0, step.lock.blocks_writes));
         }
@@ -308,7 +320,11 @@ pub fn child_main(req: &DriveRequest) -> i32 {
             rested += d;
             rests += 1;
         }
-        Event::Throttle { .. } | Event::LatencyRest { .. } => {}
+        Event::LatencyRest { ratio, .. } => {
+            latency_changes += 1;
+            latency_peak_ratio = latency_peak_ratio.max(ratio);
+        }
+        Event::Throttle { .. } => {}
         Event::Note(text) => say(&Line::Note { t: mono_ns(), text }),
     };
     let result = match req.verb.as_str() {
@@ -335,6 +351,8 @@ pub fn child_main(req: &DriveRequest) -> i32 {
         lock_retries: retries,
         rested_s: rested.as_secs_f64(),
         rests,
+        latency_changes,
+        latency_peak_ratio,
     });
     if result.is_ok() { 0 } else { 1 }
 }

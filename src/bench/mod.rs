@@ -208,7 +208,21 @@ pub struct StepReport {
     pub wal_bytes: Option<u64>,
 }
 
-/// A target from issue 5, judged.
+/// One of `complete`'s single statements that read or rewrite the whole table (VALIDATE, CREATE INDEX
+/// CONCURRENTLY, an online MODIFY, the null sweep's scan): the backfill's pacing cannot reach it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnpacedStep {
+    pub label: String,
+    pub cost: String,
+    pub seconds: f64,
+    /// The application's operations scheduled meanwhile: how many, their p99 and max.
+    pub ops: u64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub cpu_idle_pct: Option<f64>,
+}
+
+/// A target, judged.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
     pub target: String,
@@ -275,6 +289,17 @@ pub struct ScenarioReport {
     /// many times.
     pub rested_s: Option<f64>,
     pub rests: Option<u64>,
+    /// The latency guard (`--max-latency`): how often it changed the rest ratio, the largest ratio it
+    /// set, and zerodown's own notes on its pacing (the canary at rest, the time rested per reason).
+    pub latency_changes: Option<u64>,
+    pub latency_peak_ratio: Option<f64>,
+    pub pacing_notes: Vec<String>,
+    /// The application's p99 and max while the backfill ran (its phase alone).
+    pub backfill_p99_ms: Option<f64>,
+    pub backfill_max_ms: Option<f64>,
+    /// `complete`'s one-statement scans and builds, which no pacing reaches: how long each took and
+    /// what the application felt meanwhile.
+    pub unpaced: Vec<UnpacedStep>,
     pub errors: BTreeMap<String, u64>,
     /// Operations scheduled but never issued by the time the load stopped.
     pub unissued_ops: u64,

@@ -6,7 +6,9 @@ use super::load::{Load, LoadSpec};
 use super::report::{Mark, Phases};
 use super::sys::{CpuTicks, cpu_ticks, mono_ns};
 use super::target::{BenchTarget, MIGRATION_NAME, migration_toml};
-use super::{Log, Options, Scenario, ScenarioReport, StepReport, report, sys, target, vfs};
+use super::{
+    Log, Options, Scenario, ScenarioReport, StepReport, UnpacedStep, report, sys, target, vfs,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -106,7 +108,20 @@ struct ZdFold {
     retries: u64,
     rested_s: f64,
     rests: u64,
+    latency_changes: u64,
+    latency_peak: f64,
+    notes: Vec<String>,
+    /// `complete`'s scans and rewrites: (label, cost, elapsed s), a label seen twice summed.
+    unpaced: Vec<(String, String, f64)>,
     backfill: Option<(i64, f64)>,
+}
+
+/// Whether a note of zerodown's is about its pacing (the latency canary, the rests per reason, the
+/// load it watched): the report keeps those.
+fn is_pacing_note(text: &str) -> bool {
+    text.contains("latency")
+        || text.starts_with("the backfill")
+        || text.starts_with("other sessions")
 }
 
 impl ZdFold {
@@ -116,6 +131,38 @@ impl ZdFold {
                 self.longest = Some((ms, label.to_string()));
             }
         };
+        let costs: std::collections::HashMap<usize, String> = run
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Step { index, cost, .. } => Some((*index, cost.clone())),
+                _ => None,
+            })
+            .collect();
+        for l in &run.lines {
+            match l {
+                Line::Note { text, .. } if is_pacing_note(text) => self.notes.push(text.clone()),
+                Line::Done {
+                    index,
+                    label,
+                    elapsed_ms,
+                    ..
+                } if who == "complete"
+                    && costs
+                        .get(index)
+                        .is_some_and(|c| c == "scan" || c == "rewrite") =>
+                {
+                    let secs = elapsed_ms / 1e3;
+                    match self.unpaced.iter_mut().find(|u| u.0 == *label) {
+                        Some(u) => u.2 += secs,
+                        None => self
+                            .unpaced
+                            .push((label.clone(), costs[index].clone(), secs)),
+                    }
+                }
+                _ => {}
+            }
+        }
         for (label, elapsed, holds, wal) in run.steps() {
             consider(holds.max_ms, &label);
             self.over_50ms += holds.over_50ms;
@@ -139,6 +186,8 @@ impl ZdFold {
             lock_retries,
             rested_s,
             rests,
+            latency_changes,
+            latency_peak_ratio,
             ..
         }) = run.end()
         {
@@ -151,6 +200,8 @@ impl ZdFold {
             self.retries += lock_retries;
             self.rested_s += rested_s;
             self.rests += rests;
+            self.latency_changes += latency_changes;
+            self.latency_peak = self.latency_peak.max(*latency_peak_ratio);
             if let Some(b) = &mut self.backfill
                 && b.0 == 0
             {
@@ -169,6 +220,9 @@ impl ZdFold {
         r.lock_retries = Some(self.retries);
         r.rested_s = Some(self.rested_s);
         r.rests = Some(self.rests);
+        r.latency_changes = Some(self.latency_changes);
+        r.latency_peak_ratio = Some(self.latency_peak);
+        r.pacing_notes = self.notes;
         if let Some((rows, secs)) = self.backfill {
             r.backfill_rows = Some(rows);
             r.backfill_s = Some(secs);
@@ -413,6 +467,26 @@ pub(super) fn loaded(
     let (wal1, _) = vfs::process_bytes();
     marks.sort_by_key(|m| m.at_ns);
     let p: Phases = report::phases(&marks, end, epoch, &outcome.samples, &cpu);
+    r.unpaced = fold
+        .unpaced
+        .iter()
+        .map(|(label, cost, secs)| {
+            let phase = p.phases.iter().find(|x| x.phase == *label);
+            UnpacedStep {
+                label: label.clone(),
+                cost: cost.clone(),
+                seconds: *secs,
+                ops: phase.map_or(0, |x| x.ops),
+                p99_ms: phase.map_or(0.0, |x| x.p99_ms),
+                max_ms: phase.map_or(0.0, |x| x.max_ms),
+                cpu_idle_pct: phase.and_then(|x| x.cpu_idle_pct),
+            }
+        })
+        .collect();
+    if let Some(b) = p.phases.iter().find(|x| x.phase == "backfill") {
+        r.backfill_p99_ms = Some(b.p99_ms);
+        r.backfill_max_ms = Some(b.max_ms);
+    }
     if naive_steps.is_none() {
         fold.into_report(&mut r);
     }

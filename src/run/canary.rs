@@ -9,11 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The canary's steady pace: five probes a second, a negligible cost to any server.
-pub const PERIOD: Duration = Duration::from_millis(200);
+/// The canary's steady pace: twenty point reads a second, a negligible cost to any server, and
+/// enough probes for a high percentile over a two-second window.
+pub const PERIOD: Duration = Duration::from_millis(50);
+/// The steady pace of a probe that takes the one write lock (SQLite's): five a second, since each
+/// probe is a writer the backfill makes room for.
+pub const WRITER_PERIOD: Duration = Duration::from_millis(200);
 /// The pace while the server is measured at rest (the backfill waits meanwhile): enough probes for
 /// a percentile in half a second.
-pub const MEASURE_PERIOD: Duration = Duration::from_millis(20);
+pub const MEASURE_PERIOD: Duration = Duration::from_millis(10);
 /// Quick failures in a row after which the canary gives up (a lost connection, a dropped table).
 /// A probe that failed only after waiting this long timed out on a lock: a slow probe, not a
 /// broken canary.
@@ -123,6 +127,15 @@ impl Canary {
     /// Whether its probe waits for each batch by design (see [`Probe::waits_for_batches`]).
     pub fn waits_for_batches(&self) -> bool {
         self.waits_for_batches
+    }
+
+    /// Its steady pace: [`PERIOD`], or [`WRITER_PERIOD`] for a probe that waits for each batch.
+    pub fn period(&self) -> Duration {
+        if self.waits_for_batches {
+            WRITER_PERIOD
+        } else {
+            PERIOD
+        }
     }
 
     /// Changes the pace from the next probe on.

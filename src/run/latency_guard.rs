@@ -1,10 +1,10 @@
 //! The latency guard: runs the [`canary`](super::canary) through a backfill, measures the server at
 //! rest before the first batch (and again when resting at its longest does not bring the latency
-//! back), and feeds the canary's recent p90 to the [`Controller`] between batches. Its rest ratio
+//! back), and feeds the canary's recent p95 to the [`Controller`] between batches. Its rest ratio
 //! joins `--nice`'s in [`Throttle`](super::pacing::Throttle): the longest rest wins.
 
 use super::Ctx;
-use super::canary::{Canary, MEASURE_PERIOD, PERIOD, Sample};
+use super::canary::{Canary, MEASURE_PERIOD, Sample};
 use super::latency::{
     Change, Controller, DECIDE_EVERY, HIGH_PERCENTILE, Latencies, MAX_RATIO, MaxLatency, WINDOW,
     auto_target,
@@ -44,7 +44,7 @@ fn measure(canary: &Canary) -> Latencies {
     canary.set_period(MEASURE_PERIOD);
     let _ = canary.take();
     std::thread::sleep(MEASURE_FOR);
-    canary.set_period(PERIOD);
+    canary.set_period(canary.period());
     let mut at_rest = Latencies::new();
     for s in canary.take() {
         at_rest.record(s.latency, s.period);
@@ -85,14 +85,17 @@ impl LatencyGuard {
         let at_rest = measure(&canary);
         let target = match setting {
             MaxLatency::Fixed(d) => d,
-            _ => auto_target(at_rest.percentile(99.0), canary.waits_for_batches()),
+            _ => auto_target(
+                at_rest.percentile(HIGH_PERCENTILE),
+                canary.waits_for_batches(),
+            ),
         };
         (ctx.emit)(Event::Note(format!(
-            "latency canary ({}, from its own connection, {} a second): p50 {:.1?} and p99 {:.1?} with the server at rest; the backfill rests while its p90 over the last {}s is above {target:.1?} (--max-latency {setting})",
+            "latency canary ({}, from its own connection, {} a second): p50 {:.1?} and p{HIGH_PERCENTILE} {:.1?} with the server at rest; the backfill rests while its p{HIGH_PERCENTILE} over the last {}s is above {target:.1?} (--max-latency {setting})",
             canary.describe(),
-            Duration::from_secs(1).as_millis() / PERIOD.as_millis(),
+            Duration::from_secs(1).as_millis() / canary.period().as_millis(),
             at_rest.percentile(50.0),
-            at_rest.percentile(99.0),
+            at_rest.percentile(HIGH_PERCENTILE),
             WINDOW.as_secs(),
         )));
         let now = Instant::now();
@@ -132,7 +135,7 @@ impl LatencyGuard {
     }
 
     /// Before a batch: takes the canary's new probes and, once per [`DECIDE_EVERY`], lets the
-    /// controller decide on the recent window's p90. A probe still running counts with its age, so
+    /// controller decide on the recent window's p95. A probe still running counts with its age, so
     /// a canary stuck behind a lock is seen before it returns; a probe that finished while the
     /// backfill itself was held up counts too, however long ago.
     pub fn before_batch(&mut self, ctx: &mut Ctx) {
@@ -165,8 +168,9 @@ impl LatencyGuard {
         for s in &self.window {
             recent.record(s.latency, s.period);
         }
-        if let Some(age) = self.canary.in_flight().filter(|a| *a > PERIOD) {
-            recent.record(age, PERIOD);
+        let period = self.canary.period();
+        if let Some(age) = self.canary.in_flight().filter(|a| *a > period) {
+            recent.record(age, period);
         }
         if recent.is_empty() {
             return;
@@ -189,7 +193,7 @@ impl LatencyGuard {
                 } else if !self.said_saturated {
                     self.said_saturated = true;
                     (ctx.emit)(Event::Note(format!(
-                        "the latency canary's p90 ({high:.1?}) stays above its target ({:.1?}) even with the backfill resting {MAX_RATIO}× each batch: the server is busier than the backfill can help; it keeps its minimum pace of a fifth of full speed (Ctrl-C stops it after a clean batch, to resume later; a higher --max-latency lets it go faster)",
+                        "the latency canary's p{HIGH_PERCENTILE} ({high:.1?}) stays above its target ({:.1?}) even with the backfill resting {MAX_RATIO}× each batch: the server is busier than the backfill can help; it keeps its minimum pace of a fifth of full speed (Ctrl-C stops it after a clean batch, to resume later; a higher --max-latency lets it go faster)",
                         self.ctl.target()
                     )));
                 }
@@ -202,26 +206,27 @@ impl LatencyGuard {
     /// load may have grown since the backfill began, and a target it alone exceeds would only
     /// starve the backfill.
     fn remeasure(&mut self, ctx: &mut Ctx) {
-        let before = self.at_rest.percentile(99.0);
+        let before = self.at_rest.percentile(HIGH_PERCENTILE);
         self.at_rest = measure(&self.canary);
         self.rested += MEASURE_FOR;
         self.measured = Instant::now();
         self.last_decision = self.measured;
         self.window.clear();
-        let p99 = self.at_rest.percentile(99.0);
-        let target = auto_target(p99, self.canary.waits_for_batches());
+        let high = self.at_rest.percentile(HIGH_PERCENTILE);
+        let target = auto_target(high, self.canary.waits_for_batches());
         self.ctl.set_target(target);
         (ctx.emit)(Event::Note(format!(
-            "latency canary measured with the backfill waiting again: p99 {p99:.1?} (was {before:.1?} as it began); target now {target:.1?}"
+            "latency canary measured with the backfill waiting again: p{HIGH_PERCENTILE} {high:.1?} (was {before:.1?} as it began); target now {target:.1?}"
         )));
     }
 
     /// The closing note's part on latency.
     pub fn summary(&self) -> String {
         format!(
-            "latency canary p99 {:.1?} at rest, p50 {:.1?} and p99 {:.1?} during the backfill (target {:.1?}); the longest rest for latency {:.2}× a batch",
-            self.at_rest.percentile(99.0),
+            "latency canary p{HIGH_PERCENTILE} {:.1?} at rest, p50 {:.1?}, p{HIGH_PERCENTILE} {:.1?} and p99 {:.1?} during the backfill (target {:.1?}); the longest rest for latency {:.2}× a batch",
+            self.at_rest.percentile(HIGH_PERCENTILE),
             self.during.percentile(50.0),
+            self.during.percentile(HIGH_PERCENTILE),
             self.during.percentile(99.0),
             self.ctl.target(),
             self.peak

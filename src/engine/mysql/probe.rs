@@ -1,6 +1,7 @@
 //! Asking the server before acting: planning against the live schema (types and expressions compiled
 //! on the server, changing nothing), the preflight, and the load gauge for --max-load.
 
+use super::canary::MARK;
 use super::error::message;
 use super::{Flavour, MyEnv, MySql, build_plan, quote};
 use crate::engine::{Event, Settings, TableSchema};
@@ -113,13 +114,14 @@ impl MySql {
     /// Connections running a statement that began less than a second ago (the application's
     /// traffic, not a long report), from the process list — when this user sees every connection
     /// (PROCESS privilege). Otherwise `Threads_running`, which needs no privilege but counts long
-    /// statements too (gh-ost's and pt-online-schema-change's load gauge). Less this session.
+    /// statements too (gh-ost's and pt-online-schema-change's load gauge). Less this session, and
+    /// less zerodown's latency canary (its statement begins with [`MARK`]) in the process list.
     pub(super) fn count_running_sessions(&mut self) -> Result<Option<u32>> {
         let (visible, connected, short, running) =
             self.with_conn("counting the sessions running statements", |c| {
-                let seen: Option<(i64, i64)> = c.query_first(
-                    "SELECT COUNT(*), COALESCE(SUM(COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID') AND TIME < 1), 0) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
-                )?;
+                let seen: Option<(i64, i64)> = c.query_first(format!(
+                    "SELECT COUNT(*), COALESCE(SUM(COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID') AND TIME < 1 AND COALESCE(INFO, '') NOT LIKE 'SELECT {MARK}%'), 0) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
+                ))?;
                 let status = |c: &mut Conn, name: &str| -> std::result::Result<i64, mysql::Error> {
                     let row: Option<(String, String)> =
                         c.query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))?;
