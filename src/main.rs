@@ -197,12 +197,13 @@ struct Tuning {
     #[arg(long, value_name = "N|auto|off")]
     max_load: Option<zerodown::engine::MaxLoad>,
     /// The application's latency as the backfill's target [default: auto]. A canary statement runs
-    /// from its own connection five times a second (a point read by the table's key; on SQLite, taking
-    /// the write lock, which is what the application's writers wait for) and is timed with the server
-    /// at rest before the first batch. While its p90 over the last 2 s is above the target, the
-    /// backfill rests after each batch, doubling the rest (up to 4× the batch: it always keeps a fifth
-    /// of its pace) each second it stays above, and shrinking it by a quarter of a batch each second it
-    /// is back under; a server without load never rests. `auto` allows the canary's p99 at rest plus
+    /// from its own connection twenty times a second (a point read by the table's key; on SQLite,
+    /// five times a second, taking the write lock, which is what the application's writers wait for)
+    /// and is timed with the server at rest before the first batch. While its p95 over the last 2 s
+    /// is above the target, the backfill rests after each batch, from half the batch's time, doubling
+    /// the rest (up to 4× the batch: it always keeps a fifth of its pace) each second it stays above,
+    /// and shrinking it by an eighth of a batch each second it is back under; a server without load
+    /// never rests. `auto` allows the canary's p95 at rest plus
     /// half of it, at least 5 ms (SQLite 10 ms: its writers wait for a batch by design) and at most
     /// 10 ms more, so the application's p99 stays near 1.5× and within 10 ms of its level at rest;
     /// it is measured again when resting at the longest does not bring the
@@ -459,11 +460,11 @@ impl Reporter {
                 // Said when resting begins and ends; the steps between show in the progress line.
                 if self.latency_ratio == 0.0 && ratio > 0.0 {
                     self.say(&format!(
-                        "      the application's latency rose (canary p90 {latency:.1?}, target {target:.1?}): the backfill rests {ratio:.2}× each batch"
+                        "      the application's latency rose (canary p95 {latency:.1?}, target {target:.1?}): the backfill rests {ratio:.2}× each batch"
                     ));
                 } else if ratio == 0.0 {
                     self.say(&format!(
-                        "      latency back under target (canary p90 {latency:.1?}): full speed again"
+                        "      latency back under target (canary p95 {latency:.1?}): full speed again"
                     ));
                 }
                 self.latency_ratio = ratio;

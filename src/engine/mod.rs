@@ -90,7 +90,7 @@ pub struct Settings {
     pub nice: Option<Nice>,
     /// Server engines: pause the backfill while more other sessions run statements than this.
     pub max_load: Option<MaxLoad>,
-    /// Rest the backfill while the latency canary's recent p90 is over this; `None`: `auto`.
+    /// Rest the backfill while the latency canary's recent p95 is over this; `None`: `auto`.
     pub max_latency: Option<MaxLatency>,
     /// Rest the backfill while a replica is further behind than this; `None`: 1s.
     pub max_replica_lag: Option<MaxReplicaLag>,
@@ -244,7 +244,7 @@ pub enum Event {
         limit: f64,
         rested: Option<Duration>,
     },
-    /// The latency guard changed the backfill's rest ratio: the canary's recent p90 was `latency`
+    /// The latency guard changed the backfill's rest ratio: the canary's recent p95 was `latency`
     /// against `target`; `rested` is the time rested for latency so far.
     LatencyRest {
         latency: Duration,

@@ -246,7 +246,7 @@ mod tests {
             l.record(MS, 200 * MS);
         }
         assert!(l.percentile(HIGH_PERCENTILE) < 2 * MS);
-        // One probe blocked for a second: five probes' worth, so the p90 sees it.
+        // One probe blocked for a second: five probes' worth, so the high percentile sees it.
         l.record(1000 * MS, 200 * MS);
         assert_eq!(l.len(), 14);
         assert!(l.percentile(HIGH_PERCENTILE) >= 600 * MS);
