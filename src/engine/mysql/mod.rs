@@ -22,6 +22,7 @@ mod guard;
 mod mysql8;
 mod probe;
 mod reconnect;
+mod replicas;
 pub mod rules;
 mod session;
 mod state;
@@ -322,6 +323,13 @@ impl Engine for MySql {
 
     fn mark_rolled_back(&mut self, id: i64) -> Result<()> {
         self.write_rolled_back(id)
+    }
+
+    fn replica_watch(
+        &mut self,
+        replicas: &[crate::url::DatabaseUrl],
+    ) -> Result<Option<Box<dyn super::ReplicaWatch>>> {
+        replicas::open(self, replicas)
     }
 }
 
