@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use support::two_tables::{self, Db, Lite};
 use zerodown::plan::{Cost, Phase};
 use zerodown::spec::Migration;
 use zerodown::{DatabaseUrl, Error, Settings, StartOutcome, Status};
@@ -37,27 +38,6 @@ fn start(url: &DatabaseUrl, m: &Migration) -> zerodown::Result<StartOutcome> {
 
 fn status(url: &DatabaseUrl, name: &str) -> Status {
     zerodown::status(url, Some(name)).unwrap()[0].status
-}
-
-/// What each engine's test needs to look at the database.
-trait Db {
-    fn url(&self) -> DatabaseUrl;
-    fn count(&self, sql: &str) -> i64;
-    fn exec(&self, sql: &str);
-    /// Runs one statement, returning the engine's error as text.
-    fn try_exec(&self, sql: &str) -> Result<(), String>;
-    /// The names of the indexes on `orders` that are ready to use (PostgreSQL: valid).
-    fn indexes(&self) -> Vec<String>;
-    /// Whether the engine answers `SELECT id FROM orders WHERE amount = 42` through index `name`.
-    fn uses_index(&self, name: &str) -> bool;
-    fn has_column(&self, table: &str, column: &str) -> bool;
-    /// zerodown's objects (zd_*) and, on PostgreSQL, INVALID indexes.
-    fn leftovers(&self) -> i64;
-    /// Whether index names share one namespace with tables (PostgreSQL's schema, SQLite's
-    /// database); MySQL's index names are per table.
-    fn names_shared(&self) -> bool {
-        true
-    }
 }
 
 fn has_index(db: &dyn Db, name: &str) -> bool {
@@ -227,84 +207,6 @@ fn start_to_end(url: &str, file: &str) -> String {
 
 mod sqlite {
     use super::*;
-    use rusqlite::Connection;
-
-    struct Lite {
-        _dir: tempfile::TempDir,
-        path: std::path::PathBuf,
-    }
-
-    impl Lite {
-        fn new(rows: u32) -> Lite {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("idx.db");
-            Connection::open(&path)
-                .unwrap()
-                .execute_batch(&format!(
-                    "PRAGMA journal_mode = WAL;
-                     CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-                     CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL);
-                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
-                     INSERT INTO accounts (balance) SELECT (i * 7919) % 20000 FROM n;
-                     INSERT INTO orders (amount) SELECT id FROM accounts;"
-                ))
-                .unwrap();
-            Lite { _dir: dir, path }
-        }
-        fn conn(&self) -> Connection {
-            Connection::open(&self.path).unwrap()
-        }
-    }
-
-    impl Db for Lite {
-        fn url(&self) -> DatabaseUrl {
-            DatabaseUrl::Sqlite(self.path.clone())
-        }
-        fn count(&self, sql: &str) -> i64 {
-            self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
-        }
-        fn exec(&self, sql: &str) {
-            self.conn().execute_batch(sql).unwrap();
-        }
-        fn try_exec(&self, sql: &str) -> Result<(), String> {
-            self.conn().execute_batch(sql).map_err(|e| e.to_string())
-        }
-        fn indexes(&self) -> Vec<String> {
-            let c = self.conn();
-            let mut s = c
-                .prepare("SELECT name FROM pragma_index_list('orders') ORDER BY name")
-                .unwrap();
-            s.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-        }
-        fn uses_index(&self, name: &str) -> bool {
-            let c = self.conn();
-            let mut s = c
-                .prepare("EXPLAIN QUERY PLAN SELECT id FROM orders WHERE amount = 42")
-                .unwrap();
-            let detail: Vec<String> = s
-                .query_map([], |r| r.get(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            detail.iter().any(|d| d.contains(&format!("INDEX {name} ")))
-        }
-        fn has_column(&self, table: &str, column: &str) -> bool {
-            self.conn()
-                .query_row(
-                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
-                    [table, column],
-                    |r| r.get::<_, i64>(0),
-                )
-                .unwrap()
-                > 0
-        }
-        fn leftovers(&self) -> i64 {
-            self.count("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'zd\\_%' ESCAPE '\\'")
-        }
-    }
 
     /// SQLite has no online build: the build takes the write lock, so a writer holding it makes
     /// the step wait (readers go on under WAL). A kill -9 while the step waits for that lock
@@ -390,101 +292,11 @@ mod sqlite {
 
 mod postgres {
     use super::*;
-    use std::sync::Mutex;
 
-    struct Pg {
-        db: support::pg::PgTestDb,
-        conn: Mutex<::postgres::Client>,
-    }
+    type Pg = two_tables::Pg;
 
     fn setup(major: u32) -> Option<Pg> {
-        let server = support::pg(major)?;
-        let db = server.fresh_database(&format!("cidx{major}"));
-        let mut c = db.connect();
-        c.batch_execute(
-            "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
-             CREATE TABLE orders (id bigserial PRIMARY KEY, amount bigint NOT NULL);
-             INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, 500) g;
-             INSERT INTO orders (amount) SELECT id FROM accounts;
-             ANALYZE orders;",
-        )
-        .unwrap();
-        Some(Pg {
-            db,
-            conn: Mutex::new(c),
-        })
-    }
-
-    impl Db for Pg {
-        fn url(&self) -> DatabaseUrl {
-            DatabaseUrl::parse(self.db.url()).unwrap()
-        }
-        fn count(&self, sql: &str) -> i64 {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_one(sql, &[])
-                .unwrap()
-                .get(0)
-        }
-        fn exec(&self, sql: &str) {
-            self.conn.lock().unwrap().batch_execute(sql).unwrap();
-        }
-        fn try_exec(&self, sql: &str) -> Result<(), String> {
-            self.conn
-                .lock()
-                .unwrap()
-                .batch_execute(sql)
-                .map_err(|e| e.to_string())
-        }
-        fn indexes(&self) -> Vec<String> {
-            self.conn
-                .lock()
-                .unwrap()
-                .query(
-                    "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                     WHERE i.indrelid = 'orders'::regclass AND i.indisvalid ORDER BY 1",
-                    &[],
-                )
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect()
-        }
-        fn uses_index(&self, name: &str) -> bool {
-            let mut c = self.conn.lock().unwrap();
-            let mut t = c.transaction().unwrap();
-            t.batch_execute("SET LOCAL enable_seqscan = off").unwrap();
-            let rows = t
-                .query("EXPLAIN SELECT id FROM orders WHERE amount = 42", &[])
-                .unwrap();
-            rows.iter()
-                .any(|r| r.get::<_, String>(0).contains(&format!("\"{name}\"")))
-                || rows
-                    .iter()
-                    .any(|r| r.get::<_, String>(0).contains(&format!(" {name} ")))
-        }
-        fn has_column(&self, table: &str, column: &str) -> bool {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_one(
-                    "SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2",
-                    &[&table, &column],
-                )
-                .unwrap()
-                .get::<_, i64>(0)
-                > 0
-        }
-        fn leftovers(&self) -> i64 {
-            self.count(
-                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_class WHERE relname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_index WHERE NOT indisvalid)",
-            )
-        }
+        two_tables::pg(major, &format!("cidx{major}"), 500)
     }
 
     /// Sessions of zerodown running CREATE INDEX CONCURRENTLY on `orders` that hold SHARE UPDATE
@@ -608,94 +420,11 @@ mod postgres {
 mod mariadb {
     use super::*;
     use mysql::prelude::Queryable;
-    use std::sync::Mutex;
 
-    struct My {
-        db: support::mariadb::MariaDbTestDb,
-        conn: Mutex<mysql::Conn>,
-    }
+    type My = two_tables::My;
 
     fn setup(name: &str, rows: u32) -> Option<My> {
-        let server = support::mariadb()?;
-        let db = server.fresh_database(name);
-        let mut c = db.connect();
-        c.query_drop(
-            "CREATE TABLE accounts (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL) ENGINE=InnoDB",
-        )
-        .unwrap();
-        c.query_drop(
-            "CREATE TABLE orders (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, amount bigint NOT NULL) ENGINE=InnoDB",
-        )
-        .unwrap();
-        c.query_drop(format!(
-            "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_{rows}"
-        ))
-        .unwrap();
-        c.query_drop("INSERT INTO orders (amount) SELECT id FROM accounts")
-            .unwrap();
-        Some(My {
-            db,
-            conn: Mutex::new(c),
-        })
-    }
-
-    impl Db for My {
-        fn url(&self) -> DatabaseUrl {
-            DatabaseUrl::parse(self.db.url()).unwrap()
-        }
-        fn count(&self, sql: &str) -> i64 {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_first::<i64, _>(sql)
-                .unwrap()
-                .unwrap()
-        }
-        fn exec(&self, sql: &str) {
-            self.conn.lock().unwrap().query_drop(sql).unwrap();
-        }
-        fn try_exec(&self, sql: &str) -> Result<(), String> {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_drop(sql)
-                .map_err(|e| e.to_string())
-        }
-        fn indexes(&self) -> Vec<String> {
-            self.conn
-                .lock()
-                .unwrap()
-                .query(
-                    "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS
-                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders' ORDER BY 1",
-                )
-                .unwrap()
-        }
-        fn uses_index(&self, name: &str) -> bool {
-            let row: mysql::Row = self
-                .conn
-                .lock()
-                .unwrap()
-                .query_first("EXPLAIN SELECT id FROM orders WHERE amount = 42")
-                .unwrap()
-                .unwrap();
-            row.get::<Option<String>, _>("key").flatten().as_deref() == Some(name)
-        }
-        fn has_column(&self, table: &str, column: &str) -> bool {
-            self.count(&format!(
-                "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND COLUMN_NAME = '{column}'"
-            )) > 0
-        }
-        fn leftovers(&self) -> i64 {
-            self.count(
-                "SELECT (SELECT count(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'zd\\_%')",
-            )
-        }
-        fn names_shared(&self) -> bool {
-            false
-        }
+        two_tables::mariadb(name, rows)
     }
 
     /// The ALTER building index `name`, with its state, as the process list shows it.

@@ -6,6 +6,7 @@ mod support;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use support::two_tables::{self, Db, Lite};
 use zerodown::spec::Migration;
 use zerodown::{DatabaseUrl, Error, Settings, StartOutcome};
 
@@ -47,24 +48,6 @@ fn complete(url: &DatabaseUrl, name: &str) -> zerodown::Result<()> {
 
 fn rollback(url: &DatabaseUrl, name: &str) -> zerodown::Result<()> {
     zerodown::rollback(url, name, &Settings::default(), &mut |_| {})
-}
-
-/// What each engine's test needs to look at the database.
-trait Db {
-    fn url(&self) -> DatabaseUrl;
-    /// Runs a query returning one integer.
-    fn count(&self, sql: &str) -> i64;
-    /// Whether `table` has `column`.
-    fn has_column(&self, table: &str, column: &str) -> bool;
-    /// zerodown's objects (zd_*) left on the tables.
-    fn leftovers(&self) -> i64;
-    /// Runs one statement.
-    fn exec(&self, sql: &str);
-    /// `column`'s default as the catalog shows it.
-    fn default_of(&self, table: &str, column: &str) -> Option<String>;
-    /// Holds, from another connection, a lock that a catalog change of `table` must wait for (a
-    /// reader's transaction on the servers, the write lock on SQLite); the closure lets it go.
-    fn hold_lock(&self, table: &str) -> Box<dyn FnOnce() + Send>;
 }
 
 /// A default set or dropped changes only the catalog, under the lock guard: it waits for a session
@@ -251,68 +234,10 @@ fn refusals_change_nothing(db: &dyn Db) {
 
 mod sqlite {
     use super::*;
-    use rusqlite::Connection;
-
-    struct Lite {
-        _dir: tempfile::TempDir,
-        path: std::path::PathBuf,
-    }
-
-    impl Lite {
-        fn new() -> Lite {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("ops.db");
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-                 CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-                 INSERT INTO accounts (balance) SELECT (i * 7919) % 20000 FROM n;
-                 INSERT INTO orders (amount) SELECT id FROM accounts;",
-            )
-            .unwrap();
-            Lite { _dir: dir, path }
-        }
-        fn conn(&self) -> Connection {
-            Connection::open(&self.path).unwrap()
-        }
-    }
-
-    impl Db for Lite {
-        fn url(&self) -> DatabaseUrl {
-            DatabaseUrl::Sqlite(self.path.clone())
-        }
-        fn count(&self, sql: &str) -> i64 {
-            self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
-        }
-        fn has_column(&self, table: &str, column: &str) -> bool {
-            self.conn()
-                .query_row(
-                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
-                    [table, column],
-                    |r| r.get::<_, i64>(0),
-                )
-                .unwrap()
-                > 0
-        }
-        fn leftovers(&self) -> i64 {
-            self.count("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'zd\\_%' ESCAPE '\\'")
-        }
-        fn exec(&self, sql: &str) {
-            self.conn().execute_batch(sql).unwrap();
-        }
-        fn default_of(&self, _table: &str, _column: &str) -> Option<String> {
-            unreachable!("SQLite refuses default changes")
-        }
-        fn hold_lock(&self, _table: &str) -> Box<dyn FnOnce() + Send> {
-            unreachable!("SQLite refuses default changes")
-        }
-    }
 
     #[test]
     fn sqlite_runs_and_rolls_back_as_one() {
-        runs_and_rolls_back_as_one(&Lite::new());
+        runs_and_rolls_back_as_one(&Lite::new(500));
     }
 
     /// Rows written before `ADD COLUMN … DEFAULT` store no value for the column and read the
@@ -320,7 +245,7 @@ mod sqlite {
     /// set_default and drop_default, changing nothing.
     #[test]
     fn sqlite_defaults() {
-        let db = Lite::new();
+        let db = Lite::new(500);
         db.exec("ALTER TABLE orders ADD COLUMN status varchar(10) DEFAULT 'new'");
         db.exec(
             "PRAGMA writable_schema = ON;
@@ -358,88 +283,15 @@ mod sqlite {
 
     #[test]
     fn sqlite_refusals_change_nothing() {
-        refusals_change_nothing(&Lite::new());
+        refusals_change_nothing(&Lite::new(500));
     }
 }
 
 mod postgres {
     use super::*;
-    use std::sync::Mutex;
 
-    struct Pg {
-        db: support::pg::PgTestDb,
-        conn: Mutex<::postgres::Client>,
-    }
-
-    fn setup(major: u32, name: &str) -> Option<Pg> {
-        let server = support::pg(major)?;
-        let db = server.fresh_database(name);
-        let mut c = db.connect();
-        c.batch_execute(
-            "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
-             CREATE TABLE orders (id bigserial PRIMARY KEY, amount bigint NOT NULL);
-             INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, 500) g;
-             INSERT INTO orders (amount) SELECT id FROM accounts;",
-        )
-        .unwrap();
-        Some(Pg {
-            db,
-            conn: Mutex::new(c),
-        })
-    }
-
-    impl Db for Pg {
-        fn url(&self) -> DatabaseUrl {
-            DatabaseUrl::parse(self.db.url()).unwrap()
-        }
-        fn count(&self, sql: &str) -> i64 {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_one(sql, &[])
-                .unwrap()
-                .get(0)
-        }
-        fn has_column(&self, table: &str, column: &str) -> bool {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_one(
-                    "SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2",
-                    &[&table, &column],
-                )
-                .unwrap()
-                .get::<_, i64>(0)
-                > 0
-        }
-        fn leftovers(&self) -> i64 {
-            self.count(
-                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_constraint WHERE conname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_class WHERE relname LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'zd\\_%')",
-            )
-        }
-        fn exec(&self, sql: &str) {
-            self.conn.lock().unwrap().batch_execute(sql).unwrap();
-        }
-        fn default_of(&self, table: &str, column: &str) -> Option<String> {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_one(
-                    "SELECT column_default::text FROM information_schema.columns WHERE table_name = $1 AND column_name = $2",
-                    &[&table, &column],
-                )
-                .unwrap()
-                .get(0)
-        }
-        fn hold_lock(&self, table: &str) -> Box<dyn FnOnce() + Send> {
-            let mut c = self.db.connect();
-            c.batch_execute(&format!("BEGIN; SELECT count(*) FROM \"{table}\""))
-                .unwrap();
-            Box::new(move || c.batch_execute("COMMIT").unwrap())
-        }
+    fn setup(major: u32, name: &str) -> Option<two_tables::Pg> {
+        two_tables::pg(major, name, 500)
     }
 
     #[test]
@@ -475,84 +327,9 @@ mod postgres {
 
 mod mariadb {
     use super::*;
-    use mysql::prelude::Queryable;
-    use std::sync::Mutex;
 
-    struct My {
-        db: support::mariadb::MariaDbTestDb,
-        conn: Mutex<mysql::Conn>,
-    }
-
-    impl Db for My {
-        fn url(&self) -> DatabaseUrl {
-            DatabaseUrl::parse(self.db.url()).unwrap()
-        }
-        fn count(&self, sql: &str) -> i64 {
-            self.conn
-                .lock()
-                .unwrap()
-                .query_first::<i64, _>(sql)
-                .unwrap()
-                .unwrap()
-        }
-        fn has_column(&self, table: &str, column: &str) -> bool {
-            self.count(&format!(
-                "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND COLUMN_NAME = '{column}'"
-            )) > 0
-        }
-        fn leftovers(&self) -> i64 {
-            self.count(
-                "SELECT (SELECT count(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME LIKE 'zd\\_%')
-                      + (SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'zd\\_%')",
-            )
-        }
-        fn exec(&self, sql: &str) {
-            self.conn.lock().unwrap().query_drop(sql).unwrap();
-        }
-        fn default_of(&self, table: &str, column: &str) -> Option<String> {
-            self.conn
-                .lock()
-                .unwrap()
-                .exec_first::<Option<String>, _, _>(
-                    "SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
-                    (table, column),
-                )
-                .unwrap()
-                .flatten()
-                .filter(|d| d != "NULL")
-        }
-        fn hold_lock(&self, table: &str) -> Box<dyn FnOnce() + Send> {
-            let mut c = self.db.connect();
-            c.query_drop("START TRANSACTION").unwrap();
-            c.query_drop(format!("SELECT count(*) FROM `{table}`"))
-                .unwrap();
-            Box::new(move || c.query_drop("COMMIT").unwrap())
-        }
-    }
-
-    fn setup(name: &str) -> Option<My> {
-        let server = support::mariadb()?;
-        let db = server.fresh_database(name);
-        let mut c = db.connect();
-        c.query_drop(
-            "CREATE TABLE accounts (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL) ENGINE=InnoDB",
-        )
-        .unwrap();
-        c.query_drop(
-            "CREATE TABLE orders (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, amount bigint NOT NULL) ENGINE=InnoDB",
-        )
-        .unwrap();
-        c.query_drop(
-            "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_500",
-        )
-        .unwrap();
-        c.query_drop("INSERT INTO orders (amount) SELECT id FROM accounts")
-            .unwrap();
-        Some(My {
-            db,
-            conn: Mutex::new(c),
-        })
+    fn setup(name: &str) -> Option<two_tables::My> {
+        two_tables::mariadb(name, 500)
     }
 
     #[test]

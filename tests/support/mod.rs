@@ -29,6 +29,7 @@ pub mod mariadb_replica;
 pub mod pg;
 pub mod pg_standby;
 pub mod process;
+pub mod two_tables;
 
 pub use mariadb::{MariaDbOptions, MariaDbServer, MariaDbTestDb};
 pub use pg::{PgServer, PgTestDb};
