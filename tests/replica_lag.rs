@@ -40,6 +40,32 @@ fn settings(replicas: Vec<DatabaseUrl>) -> Settings {
     }
 }
 
+/// `accounts` with [`ROWS`] rows on a PostgreSQL primary; the connection that made it.
+fn pg_accounts(db: &support::PgTestDb) -> postgres::Client {
+    let mut c = db.connect();
+    c.batch_execute(&format!(
+        "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, {ROWS}) g;"
+    ))
+    .unwrap();
+    c
+}
+
+/// `accounts` with [`ROWS`] rows on a MariaDB primary; the connection that made it.
+fn mariadb_accounts(db: &support::MariaDbTestDb) -> mysql::Conn {
+    use mysql::prelude::Queryable;
+    let mut c = db.connect();
+    c.query_drop(
+        "CREATE TABLE accounts (id bigint AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL)",
+    )
+    .unwrap();
+    c.query_drop(format!(
+        "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_{ROWS}"
+    ))
+    .unwrap();
+    c
+}
+
 fn is_pause(e: &Event) -> bool {
     matches!(e, Event::Note(n) if n.starts_with("backfill paused for replica lag"))
 }
@@ -151,12 +177,7 @@ fn pg_rests_while_the_standby_is_behind(major: u32) {
         return;
     };
     let db = pair.primary.fresh_database("replica_lag");
-    let mut c = db.connect();
-    c.batch_execute(&format!(
-        "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
-         INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, {ROWS}) g;"
-    ))
-    .unwrap();
+    let mut c = pg_accounts(&db);
     pair.sync();
     pair.pause_replay();
     let events = start_behind(db.url(), &settings(Vec::new()), || pair.resume_replay());
@@ -182,12 +203,7 @@ fn pg15_rests_while_a_standby_named_by_url_is_behind() {
         return;
     };
     let db = pair.primary.fresh_database("standby_url");
-    let mut c = db.connect();
-    c.batch_execute(&format!(
-        "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
-         INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, {ROWS}) g;"
-    ))
-    .unwrap();
+    let mut c = pg_accounts(&db);
     pair.sync();
     pair.pause_replay();
     let standby = DatabaseUrl::parse(&pair.standby.url(&db.name)).unwrap();
@@ -215,15 +231,7 @@ fn mariadb_rests_while_the_replica_is_behind() {
         return;
     };
     let db = pair.primary.fresh_database("replica_lag");
-    let mut c = db.connect();
-    c.query_drop(
-        "CREATE TABLE accounts (id bigint AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL)",
-    )
-    .unwrap();
-    c.query_drop(format!(
-        "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_{ROWS}"
-    ))
-    .unwrap();
+    let mut c = mariadb_accounts(&db);
     pair.sync();
     pair.stop_sql_thread();
     let replica = DatabaseUrl::parse(&pair.replica_url(&db.name)).unwrap();
@@ -247,12 +255,7 @@ fn pg15_pauses_while_the_standby_is_gone() {
         return;
     };
     let db = pair.primary.fresh_database("standby_gone");
-    let mut c = db.connect();
-    c.batch_execute(&format!(
-        "CREATE TABLE accounts (id bigserial PRIMARY KEY, balance bigint NOT NULL);
-         INSERT INTO accounts (balance) SELECT (g * 7919) % 20000 FROM generate_series(1, {ROWS}) g;"
-    ))
-    .unwrap();
+    let mut c = pg_accounts(&db);
     pair.sync();
     let streaming = || {
         pair.primary
@@ -296,15 +299,7 @@ fn mariadb_pauses_while_the_replica_is_gone() {
         return;
     };
     let db = pair.primary.fresh_database("replica_gone");
-    let mut c = db.connect();
-    c.query_drop(
-        "CREATE TABLE accounts (id bigint AUTO_INCREMENT PRIMARY KEY, balance bigint NOT NULL)",
-    )
-    .unwrap();
-    c.query_drop(format!(
-        "INSERT INTO accounts (balance) SELECT (seq * 7919) % 20000 FROM seq_1_to_{ROWS}"
-    ))
-    .unwrap();
+    let mut c = mariadb_accounts(&db);
     pair.sync();
     let replica = DatabaseUrl::parse(&pair.replica_url(&db.name)).unwrap();
     let label = format!("zerodown@127.0.0.1:{}/{}", pair.replica.port(), db.name);
