@@ -45,7 +45,12 @@ pub fn text(findings: &[Finding], input_errors: &[String], files: usize) -> Stri
         }
         let _ = writeln!(out, "  = fix: {}", f.fix);
         if f.zerodown {
-            let _ = writeln!(out, "  = or run it with `zerodown start`");
+            // Until zerodown reads ORM migration files whole, the change goes through `start` as
+            // a TOML operation (or a lone `ALTER TABLE … ADD COLUMN` file).
+            let _ = writeln!(
+                out,
+                "  = or let zerodown run it: write it as an operation of a TOML migration (README, \"Several operations\") and `zerodown start` it"
+            );
         }
     }
     let (errors, warnings) = counts(findings);
