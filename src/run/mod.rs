@@ -6,6 +6,7 @@ mod canary;
 pub mod latency;
 mod latency_guard;
 mod pacing;
+mod replica_lag;
 pub mod throttle;
 
 use crate::engine::{Engine, Event, LockGuardSettings, Settings, StateRow, Status};

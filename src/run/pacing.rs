@@ -4,15 +4,11 @@
 
 use super::Ctx;
 use super::latency_guard::LatencyGuard;
-/// The replica-lag throttle, one of the pacing's reasons to rest (its file sits in run/ beside the
-/// others).
-#[path = "replica_lag.rs"]
-mod replica_lag;
+use super::replica_lag::ReplicaGuard;
 use super::throttle::{self, LoadGauge, MaxLoad, Nice, Pacer};
 use crate::engine::{Defaults, Engine, Event};
 use crate::error::Result;
 use crate::plan::Plan;
-use replica_lag::ReplicaGuard;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
