@@ -120,14 +120,7 @@ fn assert_rested_and_resumed(run: &Run) {
             .any(|e| matches!(e, Event::Progress { .. })),
         "no batch after the rest: {ev:?}"
     );
-    let closing = ev
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::Note(n) if n.starts_with("the backfill rested") => Some(n),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no closing note: {ev:?}"));
+    let closing = support::closing_note(ev);
     assert!(
         closing.contains("for the application's latency (--max-latency)"),
         "{closing}"

@@ -158,14 +158,7 @@ fn assert_rested_while_behind(events: &[Event], replica: &str) {
             .any(|e| matches!(e, Event::Progress { .. })),
         "no batch after the replica caught up: {events:?}"
     );
-    let closing = events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::Note(n) if n.starts_with("the backfill rested") => Some(n),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no closing note: {events:?}"));
+    let closing = support::closing_note(events);
     assert!(
         closing.contains("for replica lag (--max-replica-lag)"),
         "{closing}"

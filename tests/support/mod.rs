@@ -118,3 +118,15 @@ macro_rules! on_each_major {
         }
     )*};
 }
+
+/// The backfill's closing note ("the backfill rested … for …") among a run's events.
+pub fn closing_note(events: &[zerodown::Event]) -> &str {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            zerodown::Event::Note(n) if n.starts_with("the backfill rested") => Some(n.as_str()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no closing note: {events:?}"))
+}
