@@ -4,6 +4,7 @@
 
 pub mod ansi;
 pub mod dialect;
+pub(crate) mod lock_guard;
 pub mod mysql;
 pub mod postgres;
 pub mod replicas;

@@ -3,18 +3,13 @@
 
 use super::MySql;
 use super::error::{is_lock_failure, message};
+use crate::engine::lock_guard::{Retries, Waited};
 use crate::engine::{Event, LockGuardSettings};
 use crate::error::{Error, Result};
 use crate::plan::{Run, Statement};
 use mysql::TxOpts;
 use mysql::prelude::Queryable;
-use std::time::{Duration, Instant};
-
-/// Exponential backoff from 50 ms, capped at 5 s, with ±50% jitter so retrying sessions do not align.
-pub(super) fn jittered_backoff(attempt: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
-    Duration::from_millis((base as f64 * rand::random_range(0.5..1.5)) as u64)
-}
+use std::time::Duration;
 
 /// Whole seconds, at least one: `lock_wait_timeout` and `innodb_lock_wait_timeout` take no less.
 pub(super) fn whole_seconds(d: Duration) -> u64 {
@@ -95,25 +90,16 @@ impl Waiting<'_> {
         }
     }
 
-    fn budget_spent(
-        &self,
-        attempts: u32,
-        over: Duration,
-        budget: Duration,
-        blocker: &str,
-    ) -> String {
-        let (what, lock, unchanged) = match self {
+    /// How a spent budget names it: the action, the lock it waited for, what was left as it was.
+    fn describe(&self) -> (String, &'static str, &'static str) {
+        match self {
             Waiting::Statement(sql) => (
                 format!("`{sql}`"),
                 "its metadata lock",
                 "this statement changed nothing",
             ),
             Waiting::Rows(what) => (what.to_string(), "its locks", "nothing was written"),
-        };
-        format!(
-            "{what}: could not get {lock} in {attempts} attempts over {over:.1?} (lock budget {}); last blocked by {blocker} — {unchanged}; end that session or run the command again later, or raise --lock-budget",
-            humantime::format_duration(budget)
-        )
+        }
     }
 }
 
@@ -140,50 +126,39 @@ impl MySql {
         emit: &mut dyn FnMut(Event),
         mut attempt: impl FnMut(&mut MySql, &mut dyn FnMut(Event)) -> Attempt<T>,
     ) -> Result<T> {
-        let mut started = Instant::now();
-        let mut tries: u32 = 0;
+        let mut retries = Retries::new(settings);
         let mut reconnects = 0;
         loop {
             if action.drives {
                 self.check_driver()?;
             }
             self.flush_pending(emit);
-            tries += 1;
-            let attempt_started = Instant::now();
+            retries.begin();
             let e = match attempt(self, emit) {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Rewritten(sql) => {
                     action.waiting = Waiting::Statement(sql);
-                    tries -= 1;
+                    retries.forget();
                     continue;
                 }
                 Attempt::Server(e) => e,
             };
             if !is_lock_failure(&e) {
                 if self.recover(&action.waiting.context(), &e, &mut reconnects)? {
-                    started = Instant::now();
-                    tries = 0;
+                    retries.restart();
                     continue;
                 }
                 return Err(self.db_err(&action.waiting.context(), &e));
             }
             let blocker = self.blockers(action.table);
-            emit(Event::LockRetry {
-                attempt: tries,
-                waited: attempt_started.elapsed(),
-                blocker: blocker.clone(),
-            });
-            let backoff = jittered_backoff(tries);
-            if started.elapsed() + backoff + settings.timeout > settings.budget {
-                return Err(Error::LockBudget(action.waiting.budget_spent(
-                    tries,
-                    started.elapsed(),
-                    settings.budget,
-                    &blocker,
-                )));
-            }
-            std::thread::sleep(backoff);
+            let (what, lock, unchanged) = action.waiting.describe();
+            let waited = Waited {
+                what: &what,
+                lock,
+                unchanged,
+            };
+            retries.blocked(&blocker, &waited, emit)?;
         }
     }
 

@@ -2,9 +2,9 @@
 //! check and the events gathered where no callback is at hand.
 
 use super::error::message;
-use super::guard::jittered_backoff;
 use super::{MySql, session};
 use crate::engine::Event;
+use crate::engine::lock_guard::jittered_backoff;
 use crate::error::{Error, Result};
 use mysql::Conn;
 use mysql::prelude::Queryable;

@@ -2,8 +2,8 @@
 //! taken over) and connecting again after a dropped connection.
 
 use super::error::is_disconnect;
-use super::guard::jittered_backoff;
 use super::{DRIVER_LOCK, Postgres, session};
+use crate::engine::lock_guard::jittered_backoff;
 use crate::engine::{DriverLock, Event};
 use crate::error::{Error, Result};
 use postgres::Client;

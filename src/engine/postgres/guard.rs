@@ -4,8 +4,9 @@
 use super::error::{Fail, is_disconnect, pg, pg_message, sqlstate};
 use super::rules::qualified;
 use super::{Postgres, state_table};
+use crate::engine::lock_guard::{Retries, Waited};
 use crate::engine::{Event, LockGuardSettings};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::Plan;
 use postgres::Transaction;
 use std::time::{Duration, Instant};
@@ -19,12 +20,6 @@ pub(super) enum LockTarget {
     Table(String),
     /// zerodown's state table.
     State,
-}
-
-/// Exponential backoff from 50 ms, capped at 5 s, with ±50% jitter so retrying sessions do not align.
-pub(super) fn jittered_backoff(attempt: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
-    Duration::from_millis((base as f64 * rand::random_range(0.5..1.5)) as u64)
 }
 
 /// A duration in whole milliseconds, at least 1 (0 would turn a timeout off).
@@ -43,13 +38,11 @@ impl Postgres {
         emit: &mut dyn FnMut(Event),
         mut f: impl FnMut(&mut Transaction) -> std::result::Result<T, Fail>,
     ) -> Result<T> {
-        let started = Instant::now();
-        let mut attempt: u32 = 0;
+        let mut retries = Retries::new(guard);
         let mut reconnects = 0;
         loop {
             self.check_driver()?;
-            attempt += 1;
-            let attempt_started = Instant::now();
+            retries.begin();
             let outcome = (|| {
                 let mut tx = self
                     .client
@@ -83,25 +76,17 @@ impl Postgres {
             if !matches!(sqlstate(&e), Some("55P03" | "40P01")) {
                 return Err(self.db_err(&format!("{what}: {context}"), &e));
             }
-            let waited = attempt_started.elapsed();
             let blocker = self.blockers(&target);
-            emit(Event::LockRetry {
-                attempt,
-                waited,
-                blocker: blocker.clone(),
-            });
+            retries.report(&blocker, emit);
             if blocker.contains("autovacuum:") {
                 self.yield_autovacuum(&target, guard, emit)?;
             }
-            let backoff = jittered_backoff(attempt);
-            if started.elapsed() + backoff + guard.timeout > guard.budget {
-                return Err(Error::LockBudget(format!(
-                    "{what}: could not get its lock in {attempt} attempts over {:.1?} (lock budget {}); last blocked by {blocker} — nothing was changed by this step; end that session or run the command again later, or raise --lock-budget",
-                    started.elapsed(),
-                    humantime::format_duration(guard.budget)
-                )));
-            }
-            std::thread::sleep(backoff);
+            let waited = Waited {
+                what,
+                lock: "its lock",
+                unchanged: "nothing was changed by this step",
+            };
+            retries.back_off(&blocker, &waited)?;
         }
     }
 

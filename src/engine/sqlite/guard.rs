@@ -2,8 +2,9 @@
 //! timeout, retried with jittered backoff within the lock budget, each retry reported as an event.
 
 use super::{Sqlite, sqlite_err};
+use crate::engine::lock_guard::{Retries, Waited};
 use crate::engine::{Event, LockGuardSettings};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use rusqlite::{Connection, ErrorCode};
 use std::time::{Duration, Instant};
 
@@ -24,10 +25,9 @@ impl Sqlite {
         emit: &mut dyn FnMut(Event),
         mut f: impl FnMut(&Connection) -> Result<T>,
     ) -> Result<T> {
-        let started = Instant::now();
-        let mut attempt: u32 = 0;
+        let mut retries = Retries::new(guard);
         loop {
-            attempt += 1;
+            retries.begin();
             set_polling_busy_handler(&mut self.conn, guard.timeout)?;
             let attempt_started = Instant::now();
             let begun = self.conn.execute_batch("BEGIN IMMEDIATE");
@@ -55,22 +55,16 @@ impl Sqlite {
             if !is_busy(&e) {
                 return Err(sqlite_err(what, e));
             }
-            let waited = attempt_started.elapsed();
-            emit(Event::LockRetry {
-                attempt,
-                waited,
-                blocker: "another connection holds SQLite's write lock (SQLite cannot say which)"
-                    .into(),
-            });
-            let backoff = jittered_backoff(attempt);
-            if started.elapsed() + backoff + guard.timeout > guard.budget {
-                return Err(Error::LockBudget(format!(
-                    "{what}: could not get SQLite's write lock in {attempt} attempts over {:.1?} (lock budget {}); another connection keeps it busy — nothing was changed by this step, run the command again later or raise --lock-budget",
-                    started.elapsed(),
-                    humantime::format_duration(guard.budget)
-                )));
-            }
-            std::thread::sleep(backoff);
+            let waited = Waited {
+                what,
+                lock: "SQLite's write lock",
+                unchanged: "nothing was changed by this step",
+            };
+            retries.blocked(
+                "another connection that holds SQLite's write lock (SQLite cannot say which)",
+                &waited,
+                emit,
+            )?;
         }
     }
 }
@@ -99,11 +93,4 @@ fn set_polling_busy_handler(conn: &mut Connection, timeout: Duration) -> Result<
     );
     conn.busy_handler(Some(poll_busy))
         .map_err(|e| sqlite_err("setting the busy handler", e))
-}
-
-/// Exponential backoff from 50 ms, capped at 5 s, with ±50% jitter so retrying writers do not align.
-fn jittered_backoff(attempt: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
-    let jitter = rand::random_range(0.5..1.5);
-    Duration::from_millis((base as f64 * jitter) as u64)
 }
