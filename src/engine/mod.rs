@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod replicas;
 pub mod sql_shape;
 pub mod sqlite;
+pub(crate) mod state_codec;
 
 use crate::error::Result;
 use crate::plan::{OpPlan, Plan, Statement, Step};

@@ -3,7 +3,7 @@
 
 use super::guard::{Attempt, Guarded, Waiting, state_guarded_sql, whole_seconds};
 use super::{Flavour, MySql, STATE_TABLE, mysql8, quote, session};
-use crate::engine::{Event, StateRow, Status};
+use crate::engine::{Event, StateRow, Status, state_codec};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use mysql::prelude::Queryable;
@@ -93,49 +93,30 @@ impl MySql {
             format!("CONCAT(LEFT(DATE_FORMAT({col}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')")
         };
         let sql = format!(
-            "SELECT id, name, spec, plan, status, next_step, `cursor`, hi, captured, rows_done, rows_total,
-                    cancel_requested, {}, {}, {}, {}, run_id, timings
-             FROM {} {} ORDER BY id",
-            fmt("created_at"),
-            fmt("updated_at"),
-            fmt("completed_at"),
-            fmt("heartbeat"),
+            "SELECT {} FROM {} {} ORDER BY id",
+            state_codec::select_list(|c| match c {
+                "created_at" | "updated_at" | "completed_at" | "heartbeat" => fmt(c),
+                _ => quote(c),
+            }),
             quote(STATE_TABLE),
             if id.is_some() { "WHERE id = ?" } else { "" }
         );
         let params: Vec<Value> = id.map(Value::Int).into_iter().collect();
         let rows: Vec<Row> = self.with_conn("reading state", |c| c.exec(&sql, params.clone()))?;
-        fn json<T: serde::de::DeserializeOwned>(
-            s: Option<String>,
-            what: &str,
-        ) -> Result<Option<T>> {
-            s.map(|c| serde_json::from_str(&c))
-                .transpose()
-                .map_err(|e| {
-                    Error::db(
-                        "reading state",
-                        format!("the state row's {what} is unreadable: {e}"),
-                    )
-                })
-        }
         rows.into_iter()
             .map(|r| {
                 let s = |i: usize| -> Option<String> { r.get::<Option<String>, _>(i).flatten() };
                 let n = |i: usize| -> Option<i64> { r.get::<Option<i64>, _>(i).flatten() };
-                let status = s(4).unwrap_or_default();
-                Ok(StateRow {
+                state_codec::Columns {
                     id: n(0).unwrap_or(0),
                     name: s(1).unwrap_or_default(),
                     spec: s(2).unwrap_or_default(),
-                    plan: json(s(3), "plan")?
-                        .ok_or_else(|| Error::db("reading state", "the state row has no plan"))?,
-                    status: Status::parse(&status).ok_or_else(|| {
-                        Error::db("reading state", format!("unknown status `{status}`"))
-                    })?,
-                    next_step: n(5).unwrap_or(0) as usize,
-                    cursor: json(s(6), "cursor")?,
-                    hi: json(s(7), "upper bound")?,
-                    captured: json(s(8), "captured value")?,
+                    plan: s(3),
+                    status: s(4).unwrap_or_default(),
+                    next_step: n(5).unwrap_or(0),
+                    cursor: s(6),
+                    hi: s(7),
+                    captured: s(8),
                     rows_done: n(9).unwrap_or(0),
                     rows_total: n(10),
                     cancel_requested: n(11).unwrap_or(0) != 0,
@@ -144,8 +125,9 @@ impl MySql {
                     completed_at: s(14),
                     heartbeat: s(15),
                     run_id: s(16),
-                    timings: json(s(17), "timings")?.unwrap_or_default(),
-                })
+                    timings: s(17),
+                }
+                .decode()
             })
             .collect()
     }

@@ -5,8 +5,8 @@ use super::error::pg;
 use super::guard::LockTarget;
 use super::rules::qualified;
 use super::{Postgres, STATE_SCHEMA, STATE_TABLE, quote};
-use crate::engine::{Event, StateRow, Status};
-use crate::error::{Error, Result};
+use crate::engine::{Event, StateRow, Status, state_codec};
+use crate::error::Result;
 use crate::plan::Plan;
 use postgres::types::ToSql;
 
@@ -23,13 +23,12 @@ impl Postgres {
     pub(super) fn state_rows(&mut self, id: Option<i64>) -> Result<Vec<StateRow>> {
         let fmt = |col: &str| format!("to_char({col} AT TIME ZONE 'UTC', {TIME_FORMAT})");
         let sql = format!(
-            "SELECT id, name, spec, plan, status, next_step, cursor, hi, captured, rows_done, rows_total,
-                    cancel_requested, {}, {}, {}, {}, run_id, timings::text
-             FROM {} {} ORDER BY id",
-            fmt("created_at"),
-            fmt("updated_at"),
-            fmt("completed_at"),
-            fmt("heartbeat"),
+            "SELECT {} FROM {} {} ORDER BY id",
+            state_codec::select_list(|c| match c {
+                "created_at" | "updated_at" | "completed_at" | "heartbeat" => fmt(c),
+                "timings" => "timings::text".to_string(),
+                _ => c.to_string(),
+            }),
             state_table(),
             if id.is_some() { "WHERE id = $1" } else { "" }
         );
@@ -38,41 +37,18 @@ impl Postgres {
             None => c.query(&sql, &[]),
         };
         let rows = self.read_reconnecting("reading state", query)?;
-        let bad = |what: &str, e: serde_json::Error| {
-            Error::db(
-                "reading state",
-                format!("the state row's {what} is unreadable: {e}"),
-            )
-        };
-        fn json<T: serde::de::DeserializeOwned>(
-            s: Option<String>,
-            what: &str,
-        ) -> Result<Option<T>> {
-            s.map(|c| serde_json::from_str(&c))
-                .transpose()
-                .map_err(|e| {
-                    Error::db(
-                        "reading state",
-                        format!("the state row's {what} is unreadable: {e}"),
-                    )
-                })
-        }
         rows.iter()
             .map(|r| {
-                let status: String = r.get(4);
-                Ok(StateRow {
+                state_codec::Columns {
                     id: r.get(0),
                     name: r.get(1),
                     spec: r.get(2),
-                    plan: serde_json::from_str(&r.get::<_, String>(3))
-                        .map_err(|e| bad("plan", e))?,
-                    status: Status::parse(&status).ok_or_else(|| {
-                        Error::db("reading state", format!("unknown status `{status}`"))
-                    })?,
-                    next_step: r.get::<_, i32>(5) as usize,
-                    cursor: json(r.get(6), "cursor")?,
-                    hi: json(r.get(7), "upper bound")?,
-                    captured: json(r.get(8), "captured value")?,
+                    plan: r.get(3),
+                    status: r.get(4),
+                    next_step: i64::from(r.get::<_, i32>(5)),
+                    cursor: r.get(6),
+                    hi: r.get(7),
+                    captured: r.get(8),
                     rows_done: r.get(9),
                     rows_total: r.get(10),
                     cancel_requested: r.get(11),
@@ -81,9 +57,9 @@ impl Postgres {
                     completed_at: r.get(14),
                     heartbeat: r.get(15),
                     run_id: r.get(16),
-                    timings: serde_json::from_str(&r.get::<_, String>(17))
-                        .map_err(|e| bad("timings", e))?,
-                })
+                    timings: r.get(17),
+                }
+                .decode()
             })
             .collect()
     }

@@ -2,12 +2,11 @@
 //! guard's counters, every write under the lock guard.
 
 use super::{COUNTER_TABLE, STATE_TABLE, Sqlite, now_text, quote, sqlite_err};
-use crate::engine::{Event, StateRow, Status};
+use crate::engine::{Event, StateRow, Status, state_codec};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use rusqlite::Row;
 use rusqlite::types::FromSql;
-use serde::de::DeserializeOwned;
 
 impl Sqlite {
     pub(super) fn state_row(
@@ -16,9 +15,8 @@ impl Sqlite {
         params: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<StateRow>> {
         let sql = format!(
-            "SELECT id, name, spec, plan, status, next_step, cursor, hi, captured, rows_done, rows_total,
-                    cancel_requested, created_at, updated_at, completed_at, heartbeat, run_id, timings
-             FROM {} {where_clause} ORDER BY id",
+            "SELECT {} FROM {} {where_clause} ORDER BY id",
+            state_codec::select_list(quote),
             quote(STATE_TABLE)
         );
         let mut stmt = self
@@ -200,20 +198,18 @@ impl Sqlite {
     }
 }
 
-/// One state row, in the column order of [`Sqlite::state_row`]'s SELECT.
+/// One state row, in the column order of [`state_codec::select_list`].
 fn decode_state(r: &Row) -> Result<StateRow> {
-    let status: String = column(r, 4)?;
-    Ok(StateRow {
+    state_codec::Columns {
         id: column(r, 0)?,
         name: column(r, 1)?,
         spec: column(r, 2)?,
-        plan: json(&column::<String>(r, 3)?, "plan")?,
-        status: Status::parse(&status)
-            .ok_or_else(|| Error::db("reading state", format!("unknown status `{status}`")))?,
-        next_step: column::<i64>(r, 5)? as usize,
-        cursor: json_column(r, 6, "cursor")?,
-        hi: json_column(r, 7, "upper bound")?,
-        captured: json_column(r, 8, "captured value")?,
+        plan: column(r, 3)?,
+        status: column(r, 4)?,
+        next_step: column(r, 5)?,
+        cursor: column(r, 6)?,
+        hi: column(r, 7)?,
+        captured: column(r, 8)?,
         rows_done: column(r, 9)?,
         rows_total: column(r, 10)?,
         cancel_requested: column(r, 11)?,
@@ -222,25 +218,11 @@ fn decode_state(r: &Row) -> Result<StateRow> {
         completed_at: column(r, 14)?,
         heartbeat: column(r, 15)?,
         run_id: column(r, 16)?,
-        timings: json(&column::<String>(r, 17)?, "timings")?,
-    })
+        timings: column(r, 17)?,
+    }
+    .decode()
 }
 
 fn column<T: FromSql>(r: &Row, i: usize) -> Result<T> {
     r.get(i).map_err(|e| sqlite_err("reading state", e))
-}
-
-fn json_column<T: DeserializeOwned>(r: &Row, i: usize, what: &str) -> Result<Option<T>> {
-    column::<Option<String>>(r, i)?
-        .map(|c| json(&c, what))
-        .transpose()
-}
-
-fn json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::db(
-            "reading state",
-            format!("the state row's {what} is unreadable: {e}"),
-        )
-    })
 }
