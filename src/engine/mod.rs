@@ -4,6 +4,7 @@
 
 pub mod ansi;
 pub mod dialect;
+pub(crate) mod driver_session;
 pub(crate) mod lock_guard;
 pub mod mysql;
 pub mod postgres;

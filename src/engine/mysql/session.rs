@@ -9,24 +9,14 @@
 //! behave the same there; killing another user's session needs CONNECTION_ADMIN.
 
 use super::{STATE_TABLE, Target, message, quote};
-use crate::engine::DriverLock;
+pub use crate::engine::driver_session::stale_after;
+use crate::engine::driver_session::{self, DriverGuard, Driving};
 use crate::error::{Error, Result};
 use mysql::Conn;
 use mysql::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// How often a driving run refreshes the heartbeat of the migrations it drives.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// A run whose heartbeat is older than this is taken for dead: max(30 s, 3 × the interval), the same
-/// rule as on PostgreSQL, so a heartbeat delayed by a busy server or a reconnect never makes a live run
-/// look dead.
-pub fn stale_after() -> Duration {
-    (HEARTBEAT_INTERVAL * 3).max(Duration::from_secs(30))
-}
 
 /// The phases in which a run drives a migration (and beats its heartbeat).
 pub const RUNNING: &str = "'started', 'completing', 'rolling-back'";
@@ -246,7 +236,7 @@ impl Shared {
         lock: String,
         conn: Conn,
         main_id: u32,
-    ) -> (Arc<Shared>, DriverGuard) {
+    ) -> (Arc<Shared>, DriverGuard<Shared>) {
         let shared = Arc::new(Shared {
             target,
             run_id,
@@ -259,15 +249,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             checked: Mutex::new(Instant::now()),
         });
-        let beat = shared.clone();
-        let thread = std::thread::spawn(move || beat.beat());
-        (
-            shared.clone(),
-            DriverGuard {
-                shared,
-                thread: Some(thread),
-            },
-        )
+        (shared.clone(), driver_session::start(shared))
     }
 
     /// The driver session's connection id, left out when naming blockers.
@@ -366,63 +348,46 @@ impl Shared {
     }
 
     fn lost_error(&self, who: &str) -> Error {
-        Error::Busy(format!(
-            "run {} lost its connection and, reconnecting, found the driver lock held by {who}; it stopped so that two runs never drive at once — run the command again once that run is done",
-            self.run_id
-        ))
+        driver_session::lost_error(&self.run_id, who)
+    }
+}
+
+impl Driving for Shared {
+    fn stopping(&self) -> &AtomicBool {
+        &self.stop
     }
 
-    /// Refreshes the heartbeat (and the record of this run's connections) of the migrations this run
-    /// drives every [`HEARTBEAT_INTERVAL`], from the lock's own session, so a long step never makes the
-    /// run look dead.
-    fn beat(&self) {
+    fn lost(&self) -> bool {
+        Shared::lost(self)
+    }
+
+    /// Also records this run's connections, so a later run can end them if this one dies.
+    fn write_heartbeat(&self) -> bool {
         let sql = format!(
             "UPDATE {} SET heartbeat = UTC_TIMESTAMP(3), connections = ? WHERE run_id = ? AND status IN ({RUNNING})",
             quote(STATE_TABLE)
         );
-        let mut last = Instant::now();
-        while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-            if last.elapsed() < HEARTBEAT_INTERVAL || self.lost() {
-                continue;
-            }
-            last = Instant::now();
-            let broken = match slot(&self.conn).as_mut() {
-                Some(c) => match server_boot(c).and_then(|boot| {
-                    c.exec_drop(&sql, (connections_record(boot, &self.ids()), &self.run_id))
-                }) {
-                    Ok(()) => false,
-                    Err(e) => is_disconnect(&e),
-                },
-                None => true,
-            };
-            if broken {
-                // Server restarted or session killed: take the lock again now (or mark it lost).
-                let _ = self.ensure_lock();
-            }
+        match slot(&self.conn).as_mut() {
+            Some(c) => match server_boot(c).and_then(|boot| {
+                c.exec_drop(&sql, (connections_record(boot, &self.ids()), &self.run_id))
+            }) {
+                Ok(()) => true,
+                Err(e) => !is_disconnect(&e),
+            },
+            None => false,
         }
     }
-}
 
-/// Held while a run drives; dropping it stops the heartbeat and releases the lock.
-pub struct DriverGuard {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-}
+    fn ensure_lock(&self) -> Result<()> {
+        Shared::ensure_lock(self)
+    }
 
-impl DriverLock for DriverGuard {}
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        // Released explicitly: the server ends a closed session asynchronously, and the next command
-        // (often at once, from the same script) must find the lock free.
-        let mut conn = slot(&self.shared.conn);
+    /// Released explicitly: the server ends a closed session asynchronously, and the next command
+    /// (often at once, from the same script) must find the lock free.
+    fn release(&self) {
+        let mut conn = slot(&self.conn);
         if let Some(c) = conn.as_mut() {
-            let _ = c.exec_drop("DO RELEASE_LOCK(?)", (&self.shared.lock,));
+            let _ = c.exec_drop("DO RELEASE_LOCK(?)", (&self.lock,));
         }
         *conn = None;
     }

@@ -3,25 +3,15 @@
 //! run left on the server (DESIGN.md §3): its sessions are ended only when its heartbeat is stale.
 
 use super::{DRIVER_LOCK, STATE_SCHEMA, STATE_TABLE, Target, pg_message, state_table};
-use crate::engine::DriverLock;
+pub use crate::engine::driver_session::stale_after;
+use crate::engine::driver_session::{self, DriverGuard, Driving};
 use crate::error::{Error, Result};
 use postgres::Client;
 use rules::qualified;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use super::rules;
-
-/// How often a driving run refreshes the heartbeat of the migrations it drives.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// A run whose heartbeat is older than this is taken for dead: max(30 s, 3 × the interval), so a
-/// heartbeat delayed by a busy server or a reconnect never makes a live run look dead.
-pub fn stale_after() -> Duration {
-    (HEARTBEAT_INTERVAL * 3).max(Duration::from_secs(30))
-}
 
 /// The session that holds the driver lock, shared by the engine (which retakes the lock after a
 /// reconnect) and the heartbeat thread.
@@ -182,7 +172,11 @@ pub fn stale_note(run: &str, age: f64, ended: &[String]) -> String {
 
 impl Shared {
     /// Takes the driver lock on `client` (already holding it) and starts the heartbeat thread.
-    pub fn start(target: Target, run_id: String, client: Client) -> (Arc<Shared>, DriverGuard) {
+    pub fn start(
+        target: Target,
+        run_id: String,
+        client: Client,
+    ) -> (Arc<Shared>, DriverGuard<Shared>) {
         let shared = Arc::new(Shared {
             target,
             run_id,
@@ -190,15 +184,7 @@ impl Shared {
             lost: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
-        let beat = shared.clone();
-        let thread = std::thread::spawn(move || beat.beat());
-        (
-            shared.clone(),
-            DriverGuard {
-                shared,
-                thread: Some(thread),
-            },
-        )
+        (shared.clone(), driver_session::start(shared))
     }
 
     fn app(&self) -> String {
@@ -244,54 +230,37 @@ impl Shared {
     }
 
     fn lost_error(&self, who: &str) -> Error {
-        Error::Busy(format!(
-            "run {} lost its connection and, reconnecting, found the driver lock held by {who}; it stopped so that two runs never drive at once — run the command again once that run is done",
-            self.run_id
-        ))
+        driver_session::lost_error(&self.run_id, who)
+    }
+}
+
+impl Driving for Shared {
+    fn stopping(&self) -> &AtomicBool {
+        &self.stop
     }
 
-    /// Refreshes the heartbeat of the migrations this run drives every [`HEARTBEAT_INTERVAL`],
-    /// from the lock's own session, so a long step never makes the run look dead.
-    fn beat(&self) {
+    fn lost(&self) -> bool {
+        Shared::lost(self)
+    }
+
+    fn write_heartbeat(&self) -> bool {
         let sql = format!(
             "UPDATE {} SET heartbeat = now() WHERE run_id = $1 AND status IN ('started', 'completing', 'rolling-back')",
             state_table()
         );
-        let mut last = Instant::now();
-        while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-            if last.elapsed() < HEARTBEAT_INTERVAL || self.lost() {
-                continue;
-            }
-            last = Instant::now();
-            let broken = match slot(&self.client).as_mut() {
-                Some(c) => c
-                    .execute(&sql, &[&self.run_id])
-                    .map_or_else(|_| c.is_closed(), |_| false),
-                None => true,
-            };
-            if broken {
-                // Server restarted or session ended: take the lock again now (or mark it lost).
-                let _ = self.ensure_lock();
-            }
+        match slot(&self.client).as_mut() {
+            Some(c) => c
+                .execute(&sql, &[&self.run_id])
+                .map_or_else(|_| !c.is_closed(), |_| true),
+            None => false,
         }
     }
-}
 
-/// Held while a run drives; dropping it stops the heartbeat and releases the lock.
-pub struct DriverGuard {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-}
+    fn ensure_lock(&self) -> Result<()> {
+        Shared::ensure_lock(self)
+    }
 
-impl DriverLock for DriverGuard {}
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        *slot(&self.shared.client) = None;
+    fn release(&self) {
+        *slot(&self.client) = None;
     }
 }
