@@ -6,9 +6,9 @@
 
 mod add_check;
 mod add_column;
+mod add_foreign_key;
 mod create_index;
 mod defaults;
-mod add_foreign_key;
 mod set_not_null;
 
 use crate::engine::dialect::{Dialect, Fragment, LiveTable};

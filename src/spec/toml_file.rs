@@ -90,7 +90,9 @@ fn what_to_write(key: &str) -> &'static str {
         "references" => "write \"table(column)\" or \"table\", or leave the key out",
         "name" => "give the constraint or index a name",
         "references_table" => "name the referenced table, e.g. \"accounts\"",
-        "on_delete" => "write \"cascade\", \"set null\", \"restrict\" or \"no action\", or leave the key out",
+        "on_delete" => {
+            "write \"cascade\", \"set null\", \"restrict\" or \"no action\", or leave the key out"
+        }
         _ => "give an SQL expression, or leave the key out",
     }
 }

@@ -186,7 +186,10 @@ impl MyDialect {
         let sql = if self.mariadb {
             // The same form as add_column's key: the guard merges its own variables into this
             // SET STATEMENT, so foreign_key_checks=0 ends with the statement.
-            vec![online(format!("SET STATEMENT foreign_key_checks=0 FOR {alter}"), false)]
+            vec![online(
+                format!("SET STATEMENT foreign_key_checks=0 FOR {alter}"),
+                false,
+            )]
         } else {
             vec![
                 Statement::in_step("SET SESSION foreign_key_checks = 0"),
@@ -234,7 +237,7 @@ impl MyDialect {
                 build.lock_level(),
                 build.cost,
                 format!(
-                    "{} No index starts with the key's columns, so the server builds one named `{}` in the same ALTER: {}",
+                    "{}. No index starts with the key's columns, so the server builds one named `{}` in the same ALTER: {}",
                     add.reason, fk.name, build.reason
                 ),
             )

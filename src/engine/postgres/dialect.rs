@@ -266,7 +266,10 @@ impl PgDialect {
                 format!("set {} NOT NULL, then drop the CHECK", column.name),
                 step(
                     fact(FACTS, Kind::SetNotNull)?,
-                    vec![format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"), drop],
+                    vec![
+                        format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"),
+                        drop,
+                    ],
                     vec![format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")],
                 ),
             ),
