@@ -19,6 +19,17 @@ pub enum Kind {
     AddCheck,
     /// `VALIDATE CONSTRAINT`: existing rows checked against a NOT VALID constraint.
     ValidateConstraint,
+    /// Adding a FOREIGN KEY to an existing table without checking existing rows (PostgreSQL NOT
+    /// VALID; MariaDB foreign_key_checks=0; SQLite refused).
+    AddForeignKey,
+    /// Existing rows checked against a foreign key added unchecked (PostgreSQL VALIDATE; MariaDB
+    /// zerodown's batched orphan count).
+    ValidateForeignKey,
+    /// Making an existing column NOT NULL once its rows are known to hold no NULL (PostgreSQL:
+    /// SET NOT NULL over a validated CHECK; MariaDB: MODIFY INPLACE; SQLite: ALTER COLUMN).
+    SetNotNull,
+    /// PostgreSQL 18: `ADD CONSTRAINT … NOT NULL … NOT VALID`, validated by the next step.
+    AddNotNullNotValid,
 }
 
 impl Kind {
@@ -79,6 +90,26 @@ pub struct Fragment {
     pub undo_cost: Option<Cost>,
 }
 
+/// A foreign key's steps as the engine writes them: adding it (and validating it, where the
+/// engine validates), then, where the engine cannot validate, zerodown's own count of existing
+/// rows without a parent (run as a check that refuses with the count).
+#[derive(Debug, Clone)]
+pub struct ForeignKeySteps {
+    pub steps: Vec<(String, Fragment)>,
+    /// A single `SELECT count(*) … AS zd_c WHERE …` the executor runs in keyset batches.
+    pub orphan_count: Option<(String, Fragment)>,
+}
+
+/// The two sides of a foreign key, as operations resolved them against the live schema.
+pub struct ForeignKeyDef<'a> {
+    pub name: &'a str,
+    pub table: &'a LiveTable,
+    pub columns: Vec<&'a Column>,
+    pub parent: &'a LiveTable,
+    pub parent_columns: Vec<&'a Column>,
+    pub on_delete: Option<crate::spec::OnDelete>,
+}
+
 /// A table as operations see it: its schema (PostgreSQL's namespace) and its columns.
 #[derive(Debug, Clone)]
 pub struct LiveTable {
@@ -89,6 +120,30 @@ pub struct LiveTable {
     /// Other names a new index on the table may not take: PostgreSQL's schema and SQLite's
     /// database keep tables and indexes in one namespace; MySQL's index names are per table (none).
     pub other_names: Vec<String>,
+    /// MySQL/MariaDB only (empty elsewhere): what a MODIFY COLUMN and a foreign key need to know
+    /// of the table, read from the server.
+    pub my: Option<MyTable>,
+}
+
+/// What MySQL/MariaDB's catalog says of a table beyond its columns: a MODIFY COLUMN must restate
+/// every attribute of the column or lose it, and a foreign key needs an index on its columns.
+#[derive(Debug, Clone, Default)]
+pub struct MyTable {
+    pub restated: Vec<Restated>,
+    /// Each index's columns, in order.
+    pub index_columns: Vec<Vec<String>>,
+}
+
+/// A column restated as the server renders it.
+#[derive(Debug, Clone)]
+pub struct Restated {
+    pub column: String,
+    /// The type with its character set and collation (`varchar(20) CHARACTER SET … COLLATE …`).
+    pub data_type: String,
+    /// The DEFAULT, ON UPDATE and COMMENT clauses, each with a leading space.
+    pub attributes: String,
+    /// Why the column cannot be restated safely (a generated or invisible column), if so.
+    pub refused: Option<String>,
 }
 
 impl LiveTable {
@@ -141,6 +196,14 @@ pub trait Dialect {
         name: &str,
         check: &str,
     ) -> Result<Vec<(String, Fragment)>>;
+
+    /// Adding foreign key `fk` to an existing table, new writes checked at once and existing
+    /// rows by a pass that blocks no application query; the undo drops it.
+    fn add_foreign_key(&self, fk: &ForeignKeyDef) -> Result<ForeignKeySteps>;
+
+    /// Making `column` of `table` NOT NULL (its rows already counted free of NULL): the steps in
+    /// order, each with its one-line summary.
+    fn set_not_null(&self, table: &LiveTable, column: &Column) -> Result<Vec<(String, Fragment)>>;
 }
 
 #[cfg(test)]

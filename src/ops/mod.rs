@@ -6,8 +6,10 @@
 
 mod add_check;
 mod add_column;
+mod add_foreign_key;
 mod create_index;
 mod defaults;
+mod set_not_null;
 
 use crate::engine::dialect::{Dialect, Fragment, LiveTable};
 use crate::engine::{Column, Engine};
@@ -66,6 +68,8 @@ fn op_for(operation: &Operation) -> &dyn Op {
         Operation::SetDefault(s) => s,
         Operation::DropDefault(d) => d,
         Operation::AddCheck(c) => c,
+        Operation::AddForeignKey(f) => f,
+        Operation::SetNotNull(s) => s,
     }
 }
 

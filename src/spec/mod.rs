@@ -13,7 +13,9 @@ mod toml_file;
 
 pub use data_type::render_data_type;
 pub use expr::{ExprInfo, analyze_expr};
-pub use operation::{AddCheck, CreateIndex, DropDefault, Operation, SetDefault};
+pub use operation::{
+    AddCheck, AddForeignKey, CreateIndex, DropDefault, OnDelete, Operation, SetDefault, SetNotNull,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;

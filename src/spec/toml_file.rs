@@ -4,8 +4,8 @@
 //! line and column of the key or value it is about, in words of our own.
 
 use super::{
-    AddCheck, AddColumn, CreateIndex, DropDefault, Operation, Reference, SetDefault, SpecError,
-    invalid_at, line_col,
+    AddCheck, AddColumn, AddForeignKey, CreateIndex, DropDefault, OnDelete, Operation, Reference,
+    SetDefault, SetNotNull, SpecError, invalid_at, line_col,
 };
 use std::ops::Range;
 use toml::Spanned;
@@ -88,17 +88,24 @@ fn what_to_write(key: &str) -> &'static str {
         "column" => "name the new column, e.g. \"tier\"",
         "type" => "give the column's SQL type, e.g. \"text\"",
         "references" => "write \"table(column)\" or \"table\", or leave the key out",
+        "name" => "give the constraint or index a name",
+        "references_table" => "name the referenced table, e.g. \"accounts\"",
+        "on_delete" => {
+            "write \"cascade\", \"set null\", \"restrict\" or \"no action\", or leave the key out"
+        }
         _ => "give an SQL expression, or leave the key out",
     }
 }
 
 /// The operation kinds a TOML migration may hold, each as `[kind]` or, for several, `[[kind]]`.
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 7] = [
     "add_column",
     "create_index",
     "set_default",
     "drop_default",
     "add_check",
+    "add_foreign_key",
+    "set_not_null",
 ];
 
 /// Parses a TOML migration into its operations, in the order the file writes them.
@@ -178,6 +185,17 @@ fn keys_of(kind: &str) -> (&'static [&'static str], usize) {
         "create_index" => (&["table", "name", "columns", "unique"], 3),
         "set_default" => (&["table", "column", "default"], 3),
         "add_check" => (&["table", "name", "check"], 3),
+        "add_foreign_key" => (
+            &[
+                "table",
+                "name",
+                "columns",
+                "references_table",
+                "references_columns",
+                "on_delete",
+            ],
+            5,
+        ),
         _ => (&["table", "column"], 2),
     }
 }
@@ -269,6 +287,31 @@ impl Doc<'_> {
                 table: text("table")?,
                 name: text("name")?,
                 check: text("check")?,
+            }),
+            "add_foreign_key" => Operation::AddForeignKey(AddForeignKey {
+                table: text("table")?,
+                name: text("name")?,
+                columns: self.strings("columns", get("columns").expect("required"))?,
+                references_table: text("references_table")?,
+                references_columns: self.strings(
+                    "references_columns",
+                    get("references_columns").expect("required"),
+                )?,
+                on_delete: match get("on_delete") {
+                    Some(v) => Some(OnDelete::parse(&self.string("on_delete", v)?).ok_or_else(
+                        || {
+                            self.invalid(
+                                v.span(),
+                                "`on_delete` must be \"cascade\", \"set null\", \"restrict\" or \"no action\", or leave the key out",
+                            )
+                        },
+                    )?),
+                    None => None,
+                },
+            }),
+            "set_not_null" => Operation::SetNotNull(SetNotNull {
+                table: text("table")?,
+                column: text("column")?,
             }),
             "set_default" => Operation::SetDefault(SetDefault {
                 table: text("table")?,
@@ -589,5 +632,24 @@ references = "plans(id)"
             "{text}"
         );
         assert_eq!(text, tricky.canonical_toml());
+    }
+
+    #[test]
+    fn foreign_key_and_not_null_round_trip() {
+        let text = "[[add_foreign_key]]\ntable = \"orders\"\nname = \"orders_account_fk\"\ncolumns = [\"account_id\"]\nreferences_table = \"accounts\"\nreferences_columns = [\"id\"]\non_delete = \"SET_NULL\"\n\n[[set_not_null]]\ntable = \"orders\"\ncolumn = \"account_id\"\n";
+        let m = Migration::from_toml("m", text, "m.toml").unwrap();
+        match &m.operations[..] {
+            [Operation::AddForeignKey(f), Operation::SetNotNull(n)] => {
+                assert_eq!(f.on_delete, Some(OnDelete::SetNull));
+                assert_eq!(f.references_columns, ["id"]);
+                assert_eq!(n.column, "account_id");
+            }
+            other => panic!("{other:?}"),
+        }
+        let stored = m.canonical_toml();
+        assert!(stored.contains("on_delete = \"set null\""), "{stored}");
+        assert_eq!(Migration::from_toml("m", &stored, "stored").unwrap(), m);
+        let err = parse_err(&text.replace("SET_NULL", "SET DEFAULT; DROP TABLE x"));
+        assert!(err.to_string().contains("`on_delete` must be"), "{err}");
     }
 }

@@ -31,6 +31,52 @@ pub trait Db {
     fn names_shared(&self) -> bool {
         true
     }
+    /// The names of the constraints on `table` (checks and foreign keys; on PostgreSQL 18 NOT
+    /// NULL constraints too), sorted.
+    fn constraints(&self, table: &str) -> Vec<String>;
+    /// Whether `column` of `table` accepts NULL.
+    fn nullable(&self, table: &str, column: &str) -> bool;
+}
+
+/// Runs `start` while, at each step `hold(index)` chooses, another session holds a lock the step
+/// must wait for; `waiting` polls the server until it shows zerodown waiting and returns what it
+/// waits for; then `release` lets go. Returns the outcome and what each held step waited for.
+pub fn start_observing(
+    url: &DatabaseUrl,
+    m: &zerodown::spec::Migration,
+    s: &zerodown::Settings,
+    hold: impl Fn(usize) -> bool + Send + 'static,
+    release: impl Fn() + Send + 'static,
+    mut waiting: impl FnMut() -> Option<String> + Send + 'static,
+) -> (zerodown::Result<zerodown::StartOutcome>, Vec<String>) {
+    let (steps, rx) = std::sync::mpsc::channel::<()>();
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let watcher = std::thread::spawn(move || {
+        while rx.recv().is_ok() {
+            super::wait_for("zerodown to wait for the held lock", || {
+                waiting().map(|w| seen2.lock().unwrap().push(w)).is_some()
+            });
+            release();
+        }
+    });
+    let outcome = zerodown::start(
+        url,
+        m,
+        s,
+        &mut |e| {
+            if let zerodown::Event::StepStarted { index, .. } = e
+                && hold(index)
+            {
+                steps.send(()).unwrap();
+            }
+        },
+        &std::sync::atomic::AtomicBool::new(false),
+    );
+    drop(steps);
+    watcher.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    (outcome, seen)
 }
 
 /// A SQLite file in WAL mode.
@@ -123,6 +169,39 @@ impl Db for Lite {
             .collect::<Result<_, _>>()
             .unwrap();
         detail.iter().any(|d| d.contains(&format!("INDEX {name} ")))
+    }
+    fn constraints(&self, table: &str) -> Vec<String> {
+        // SQLite keeps named constraints only in the table's CREATE statement.
+        let sql: String = self
+            .conn()
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut names: Vec<String> = sql
+            .split("CONSTRAINT ")
+            .skip(1)
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+    fn nullable(&self, table: &str, column: &str) -> bool {
+        self.conn()
+            .query_row(
+                "SELECT \"notnull\" = 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |r| r.get(0),
+            )
+            .unwrap()
     }
 }
 
@@ -235,6 +314,31 @@ impl Db for Pg {
             let line = r.get::<_, String>(0);
             line.contains(&format!("\"{name}\"")) || line.contains(&format!(" {name} "))
         })
+    }
+    fn constraints(&self, table: &str) -> Vec<String> {
+        self.conn
+            .lock()
+            .unwrap()
+            .query(
+                "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::text::regclass
+                   AND contype <> 'p' ORDER BY 1",
+                &[&table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+    fn nullable(&self, table: &str, column: &str) -> bool {
+        self.conn
+            .lock()
+            .unwrap()
+            .query_one(
+                "SELECT NOT attnotnull FROM pg_attribute WHERE attrelid = $1::text::regclass AND attname = $2",
+                &[&table, &column],
+            )
+            .unwrap()
+            .get(0)
     }
 }
 
@@ -349,5 +453,29 @@ impl Db for My {
     }
     fn names_shared(&self) -> bool {
         false
+    }
+    fn constraints(&self, table: &str) -> Vec<String> {
+        self.conn
+            .lock()
+            .unwrap()
+            .exec(
+                "SELECT CONSTRAINT_NAME FROM information_schema.TABLE_CONSTRAINTS
+                 WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?
+                   AND CONSTRAINT_TYPE IN ('FOREIGN KEY', 'CHECK') ORDER BY 1",
+                (table,),
+            )
+            .unwrap()
+    }
+    fn nullable(&self, table: &str, column: &str) -> bool {
+        self.conn
+            .lock()
+            .unwrap()
+            .exec_first::<String, _, _>(
+                "SELECT IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                (table, column),
+            )
+            .unwrap()
+            .unwrap()
+            == "YES"
     }
 }

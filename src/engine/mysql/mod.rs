@@ -19,6 +19,7 @@ mod driver;
 mod error;
 pub(crate) mod facts;
 mod guard;
+mod my_table;
 mod mysql8;
 mod probe;
 mod reconnect;
@@ -189,11 +190,13 @@ impl Engine for MySql {
     fn live_table(&mut self, table: &str) -> Result<super::dialect::LiveTable> {
         let (schema, _) = self.table_schema(table)?;
         let indexes = self.index_names(&schema.name)?;
+        let my = self.my_table(&schema.name)?;
         Ok(super::dialect::LiveTable {
             namespace: None,
             schema,
             indexes,
             other_names: Vec::new(),
+            my: Some(my),
         })
     }
 

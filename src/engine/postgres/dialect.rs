@@ -4,9 +4,11 @@ use super::facts::FACTS;
 use super::rules::{qualified, version_text};
 use super::{Postgres, quote};
 use crate::engine::Column;
-use crate::engine::dialect::{Dialect, Fragment, Kind, LiveTable, fact};
+use crate::engine::dialect::{
+    Dialect, Fact, ForeignKeyDef, ForeignKeySteps, Fragment, Kind, LiveTable, fact,
+};
 use crate::error::Result;
-use crate::plan::{Cost, Run, Statement};
+use crate::plan::{Cost, Run, Statement, object_name};
 
 pub struct PgDialect {
     pub version_num: i32,
@@ -128,6 +130,148 @@ impl Dialect for PgDialect {
                     undo: vec![],
                     undo_cost: None,
                 },
+            ),
+        ])
+    }
+
+    fn add_foreign_key(&self, fk: &ForeignKeyDef) -> Result<ForeignKeySteps> {
+        self.add_foreign_key_steps(fk)
+    }
+
+    fn set_not_null(&self, table: &LiveTable, column: &Column) -> Result<Vec<(String, Fragment)>> {
+        self.set_not_null_steps(table, column)
+    }
+}
+
+/// A step's fragment from its fact: `sql` in the step's transaction, `undo` catalog-only.
+fn step(f: &Fact, sql: Vec<String>, undo: Vec<String>) -> Fragment {
+    Fragment {
+        sql: Statement::in_step_all(sql),
+        lock: f.lock_level(),
+        cost: f.cost,
+        reason: f.reason.into(),
+        undo_cost: (!undo.is_empty()).then_some(Cost::CatalogOnly),
+        undo: Statement::in_step_all(undo),
+    }
+}
+
+fn column_list(columns: &[&Column]) -> String {
+    columns
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PgDialect {
+    fn add_foreign_key_steps(&self, fk: &ForeignKeyDef) -> Result<ForeignKeySteps> {
+        let t = table_name(fk.table);
+        let n = quote(fk.name);
+        let on_delete = fk
+            .on_delete
+            .map(|o| format!(" {}", o.sql()))
+            .unwrap_or_default();
+        let drop = format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n}");
+        Ok(ForeignKeySteps {
+            steps: vec![
+                (
+                    format!("add FOREIGN KEY {} NOT VALID", fk.name),
+                    step(
+                        fact(FACTS, Kind::AddForeignKey)?,
+                        vec![format!(
+                            "ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY ({}) REFERENCES {} ({}){on_delete} NOT VALID",
+                            column_list(&fk.columns),
+                            table_name(fk.parent),
+                            column_list(&fk.parent_columns)
+                        )],
+                        vec![drop],
+                    ),
+                ),
+                (
+                    format!("validate FOREIGN KEY {}", fk.name),
+                    step(
+                        fact(FACTS, Kind::ValidateForeignKey)?,
+                        vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {n}")],
+                        vec![],
+                    ),
+                ),
+            ],
+            orphan_count: None,
+        })
+    }
+
+    /// Before 18: CHECK (c IS NOT NULL) NOT VALID → VALIDATE → SET NOT NULL (no scan: the
+    /// validated CHECK proves it) and drop the CHECK. On 18: NOT NULL NOT VALID → VALIDATE.
+    fn set_not_null_steps(
+        &self,
+        table: &LiveTable,
+        column: &Column,
+    ) -> Result<Vec<(String, Fragment)>> {
+        let t = table_name(table);
+        let c = quote(&column.name);
+        let validate = fact(FACTS, Kind::ValidateConstraint)?;
+        if self.version_num >= 180_000 {
+            // PostgreSQL's own name for a column's NOT NULL, where it fits in 63 bytes.
+            let own = format!("{}_{}_not_null", table.schema.name, column.name);
+            let name = if own.len() <= 63 {
+                own
+            } else {
+                object_name("nn", &table.schema.name, &column.name)
+            };
+            let n = quote(&name);
+            return Ok(vec![
+                (
+                    format!("add NOT NULL {name} on {} NOT VALID", column.name),
+                    step(
+                        fact(FACTS, Kind::AddNotNullNotValid)?,
+                        vec![format!(
+                            "ALTER TABLE {t} ADD CONSTRAINT {n} NOT NULL {c} NOT VALID"
+                        )],
+                        vec![format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n}")],
+                    ),
+                ),
+                (
+                    format!("validate NOT NULL {name}"),
+                    step(
+                        validate,
+                        vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {n}")],
+                        vec![],
+                    ),
+                ),
+            ]);
+        }
+        let name = object_name("nn", &table.schema.name, &column.name);
+        let n = quote(&name);
+        let drop = format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n}");
+        Ok(vec![
+            (
+                format!("add CHECK ({} IS NOT NULL) NOT VALID", column.name),
+                step(
+                    fact(FACTS, Kind::AddCheck)?,
+                    vec![format!(
+                        "ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID"
+                    )],
+                    vec![drop.clone()],
+                ),
+            ),
+            (
+                format!("validate CHECK ({} IS NOT NULL)", column.name),
+                step(
+                    validate,
+                    vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {n}")],
+                    vec![],
+                ),
+            ),
+            (
+                format!("set {} NOT NULL, then drop the CHECK", column.name),
+                step(
+                    fact(FACTS, Kind::SetNotNull)?,
+                    vec![
+                        format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"),
+                        drop,
+                    ],
+                    vec![format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL")],
+                ),
             ),
         ])
     }

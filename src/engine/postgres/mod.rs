@@ -178,6 +178,7 @@ impl Engine for Postgres {
             schema,
             indexes,
             other_names,
+            my: None,
         })
     }
 

@@ -4,7 +4,9 @@ use super::facts::FACTS;
 use super::rules::version_text;
 use super::{Sqlite, quote, sqlite_err};
 use crate::engine::Column;
-use crate::engine::dialect::{Dialect, Fragment, Kind, LiveTable, fact};
+use crate::engine::dialect::{
+    Dialect, ForeignKeyDef, ForeignKeySteps, Fragment, Kind, LiveTable, fact,
+};
 use crate::error::{Error, Result};
 use crate::plan::{Cost, Statement};
 
@@ -92,7 +94,47 @@ impl Dialect for LiteDialect {
             },
         )])
     }
+
+    fn add_foreign_key(&self, fk: &ForeignKeyDef) -> Result<ForeignKeySteps> {
+        let f = fact(FACTS, Kind::AddForeignKey)?;
+        Err(Error::Refused(format!(
+            "SQLite cannot add foreign key `{}` to the existing table `{}`: its ALTER TABLE adds only CHECK constraints ({}). Either add the referencing column with `references` in an [add_column] (the one moment SQLite allows a key), or remake `{}` with the key (create the new table, copy the rows, swap the names) in a maintenance window — nothing was changed",
+            fk.name, fk.table.schema.name, f.proven_by, fk.table.schema.name
+        )))
+    }
+
+    fn set_not_null(&self, table: &LiveTable, column: &Column) -> Result<Vec<(String, Fragment)>> {
+        if self.version < MIN_SET_NOT_NULL {
+            return Err(Error::Refused(format!(
+                "SQLite {} cannot make `{}`.`{}` NOT NULL in place (ALTER COLUMN … SET NOT NULL needs 3.53+) — nothing was changed",
+                version_text(self.version),
+                table.schema.name,
+                column.name
+            )));
+        }
+        let t = quote(&table.schema.name);
+        let c = quote(&column.name);
+        let f = fact(FACTS, Kind::SetNotNull)?;
+        Ok(vec![(
+            format!("set {} NOT NULL", column.name),
+            Fragment {
+                sql: vec![Statement::in_step(format!(
+                    "ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"
+                ))],
+                lock: f.lock_level(),
+                cost: f.cost,
+                reason: f.reason.into(),
+                undo: vec![Statement::in_step(format!(
+                    "ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL"
+                ))],
+                undo_cost: Some(Cost::CatalogOnly),
+            },
+        )])
+    }
 }
+
+/// Oldest SQLite with `ALTER COLUMN … SET NOT NULL`.
+const MIN_SET_NOT_NULL: i32 = 3_053_000;
 
 impl Sqlite {
     /// The names of the indexes on `table`, and of the database's other tables, indexes and

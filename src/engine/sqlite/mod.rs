@@ -205,6 +205,7 @@ impl Engine for Sqlite {
             schema,
             indexes,
             other_names,
+            my: None,
         })
     }
 
