@@ -366,3 +366,157 @@ pub fn goose_up(text: &str) -> Option<String> {
     }
     saw_up.then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with these files (a `/` in a name makes the folder first).
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn names(f: &Folder) -> Vec<(&str, Option<&str>)> {
+        f.entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.version.as_deref()))
+            .collect()
+    }
+
+    const ADD: &str = "ALTER TABLE t ADD COLUMN c integer;\n";
+
+    #[test]
+    fn sqlx_simple_and_reversible() {
+        let d = folder(&[("0002_b.sql", ADD), ("0001_add_tier.sql", ADD)]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::Sqlx);
+        let f = read(d.path(), Layout::Sqlx).unwrap();
+        assert_eq!(
+            names(&f),
+            [("0001_add_tier", Some("0001")), ("0002_b", Some("0002"))]
+        );
+        assert_eq!(f.entries[0].description, "add tier");
+        // Reversible files look like golang-migrate's; the database's _sqlx_migrations decides.
+        let d = folder(&[("20240101_x.up.sql", ADD), ("20240101_x.down.sql", "")]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::GolangMigrate);
+        assert_eq!(detect(d.path(), Some(Layout::Sqlx)).unwrap(), Layout::Sqlx);
+        let f = read(d.path(), Layout::Sqlx).unwrap();
+        assert_eq!(names(&f), [("20240101_x", Some("20240101"))]);
+        assert_eq!(f.entries[0].description, "x");
+    }
+
+    #[test]
+    fn golang_migrate_orders_versions_as_numbers() {
+        let d = folder(&[
+            ("10_later.up.sql", ADD),
+            ("10_later.down.sql", ""),
+            ("2_first.up.sql", ADD),
+            ("2_first.down.sql", ""),
+        ]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::GolangMigrate);
+        let f = read(d.path(), Layout::GolangMigrate).unwrap();
+        assert_eq!(
+            names(&f),
+            [("2_first", Some("2")), ("10_later", Some("10"))]
+        );
+        assert_eq!(f.entries[1].number(), Some(10));
+    }
+
+    #[test]
+    fn diesel_folders() {
+        let d = folder(&[
+            ("2024-02-01-000000_b/up.sql", ADD),
+            ("2024-02-01-000000_b/down.sql", ""),
+            ("2024-01-31-120000_add_tier/up.sql", ADD),
+            ("diesel.toml", ""),
+        ]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::Diesel);
+        let f = read(d.path(), Layout::Diesel).unwrap();
+        assert_eq!(
+            names(&f),
+            [
+                ("2024-01-31-120000_add_tier", Some("20240131120000")),
+                ("2024-02-01-000000_b", Some("20240201000000"))
+            ]
+        );
+        assert!(f.entries[0].path.ends_with("up.sql"));
+    }
+
+    #[test]
+    fn goose_up_section_only() {
+        let text = "-- +goose Up\n-- +goose StatementBegin\nALTER TABLE t ADD COLUMN c integer;\n-- +goose StatementEnd\n\n-- +goose Down\nALTER TABLE t DROP COLUMN c;\n";
+        let d = folder(&[("00001_add_c.sql", text)]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::Goose);
+        let f = read(d.path(), Layout::Goose).unwrap();
+        assert_eq!(names(&f), [("00001_add_c", Some("00001"))]);
+        assert_eq!(
+            f.entries[0].source,
+            Source::Text("ALTER TABLE t ADD COLUMN c integer;\n\n".into())
+        );
+        // A goose file without an Up section is an error, not an empty migration.
+        let d = folder(&[("00001_a.sql", "-- +goose Up\n"), ("00002_b.sql", ADD)]);
+        assert!(
+            read(d.path(), Layout::Goose)
+                .unwrap_err()
+                .contains("00002_b.sql")
+        );
+    }
+
+    #[test]
+    fn flyway_versions_and_repeatables() {
+        let d = folder(&[
+            ("V1_1__second.sql", ADD),
+            ("V1__first.sql", ADD),
+            ("V10__tenth.sql", ADD),
+            ("R__views.sql", "CREATE VIEW v AS SELECT 1;"),
+            ("U1__undo.sql", ""),
+        ]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::Flyway);
+        let f = read(d.path(), Layout::Flyway).unwrap();
+        assert_eq!(
+            names(&f),
+            [
+                ("V1__first", Some("1")),
+                ("V1_1__second", Some("1.1")),
+                ("V10__tenth", Some("10"))
+            ]
+        );
+        assert!(
+            f.notes
+                .iter()
+                .any(|n| n.contains("R__views.sql") && n.contains("repeatable"))
+        );
+    }
+
+    #[test]
+    fn plain_folder_sorted_by_name_without_down_files() {
+        let d = folder(&[
+            ("b_second.toml", "[add_column]\n"),
+            ("a first.sql", ADD),
+            ("a first.down.sql", ""),
+            ("README.md", ""),
+        ]);
+        assert_eq!(detect(d.path(), None).unwrap(), Layout::Plain);
+        let f = read(d.path(), Layout::Plain).unwrap();
+        // A character a migration name may not hold becomes `_`.
+        assert_eq!(names(&f), [("a_first", None), ("b_second", None)]);
+        for e in &f.entries {
+            crate::spec::validate_name(&e.name).unwrap();
+        }
+    }
+
+    #[test]
+    fn two_files_with_one_name_are_refused() {
+        let d = folder(&[("x.sql", ADD), ("x.toml", "")]);
+        assert!(
+            read(d.path(), Layout::Plain)
+                .unwrap_err()
+                .contains("same migration name")
+        );
+    }
+}
