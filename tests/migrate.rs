@@ -1,0 +1,436 @@
+//! `zerodown migrate DIR` on real engines: a folder of ten migrations over two tables through both
+//! pipeline points with old- and new-version writers, kill -9 mid-folder and a re-run, sqlx's and
+//! golang-migrate's history tables, and a migration held behind one not completed.
+
+#[macro_use]
+mod support;
+mod migrate_fixtures;
+mod sqlite_util;
+
+use migrate_fixtures::Db;
+use sqlite_util::TestDb;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+use zerodown::Settings;
+use zerodown::migrate::{Action, Options, Point, Report, Stop, Stopped};
+
+fn ten() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/migrate_fixtures/ten")
+}
+
+fn migrate(db: &Db, dir: &Path, point: Point, quiet: Duration) -> Result<Report, Stopped> {
+    let options = Options {
+        layout: None,
+        point,
+        settings: Settings {
+            quiet_period: Some(quiet),
+            ..Settings::default()
+        },
+    };
+    zerodown::migrate::run(
+        &db.url(),
+        dir,
+        &options,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+}
+
+fn actions(r: &Report) -> Vec<(&str, &Action)> {
+    r.migrations
+        .iter()
+        .map(|m| (m.name.as_str(), &m.action))
+        .collect()
+}
+
+/// A writer thread: runs `statement(i)` over and over on its own session until stopped, counting
+/// its writes. `statement` is what one application version writes.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    writes: Arc<AtomicI64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(db: &Db, statement: fn(i64) -> String) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicI64::new(0));
+        let mut session = db.session();
+        let (s, w) = (stop.clone(), writes.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 0;
+            while !s.load(Ordering::SeqCst) {
+                i += 1;
+                session.exec(&statement(i)).unwrap();
+                w.fetch_add(1, Ordering::SeqCst);
+                // Pacing, not synchronisation: an application writes now and then, not flat out.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let writer = Writer {
+            stop,
+            writes,
+            thread: Some(thread),
+        };
+        support::wait_for("the writer's first writes", || {
+            writer.writes.load(Ordering::SeqCst) > 1
+        });
+        writer
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// The application version before the folder: it writes none of the new columns.
+fn old_version(i: i64) -> String {
+    format!(
+        "INSERT INTO accounts (email, balance) VALUES ('old{i}@x', {}); INSERT INTO orders (account_id, amount) VALUES ({i}, {})",
+        i * 500,
+        i % 300
+    )
+}
+
+/// The application version after the folder: it writes the derived columns itself.
+fn new_version(i: i64) -> String {
+    format!(
+        "INSERT INTO accounts (email, balance, tier) VALUES ('new{i}@x', 5, 'gold'); INSERT INTO orders (account_id, amount, big, cents) VALUES ({i}, 7, 1, 700)"
+    )
+}
+
+fn ten_migrations(db: Db) {
+    db.two_tables(200);
+    let dir = ten();
+    // Nothing recorded yet: all ten are pending.
+    let shown = migrate(&db, &dir, Point::Show, Duration::ZERO).unwrap();
+    assert_eq!(shown.migrations.len(), 10);
+    assert!(shown.migrations.iter().all(|m| m.action == Action::Pending));
+
+    // Before the deploy, with the old application version writing.
+    let old = Writer::start(&db, old_version);
+    let before = migrate(&db, &dir, Point::BeforeDeploy, Duration::ZERO).unwrap();
+    for (name, action) in actions(&before) {
+        let derived = ["0003_accounts_tier", "0004_orders_big", "0008_orders_cents"];
+        if derived.contains(&name) {
+            assert!(
+                matches!(action, Action::Backfilled { .. }),
+                "{name}: {action:?}"
+            );
+        } else {
+            assert!(
+                matches!(action, Action::Completed | Action::Backfilled { .. }),
+                "{name}: {action:?}"
+            );
+        }
+    }
+    // The old version's rows got the derived values from the dual-write triggers.
+    let mut s = db.session();
+    let wrong_tier = "SELECT count(*) FROM accounts WHERE tier IS NULL OR tier <> (CASE WHEN balance > 1000 THEN 'gold' ELSE 'standard' END)";
+    let wrong_orders = "SELECT count(*) FROM orders WHERE big IS NULL OR cents IS NULL OR big <> (CASE WHEN amount > 100 THEN 1 ELSE 0 END) OR cents <> amount * 100";
+    assert_eq!(s.int(wrong_tier), Some(0));
+    assert_eq!(s.int(wrong_orders), Some(0));
+    // Idempotent: a second run before the deploy changes nothing.
+    let again = migrate(&db, &dir, Point::BeforeDeploy, Duration::ZERO).unwrap();
+    for (name, action) in actions(&again) {
+        assert!(
+            matches!(action, Action::AlreadyCompleted | Action::AlreadyBackfilled),
+            "{name}: {action:?}"
+        );
+    }
+
+    // After the deploy, but the old version still writes: refused at the first derived column.
+    let refused = migrate(&db, &dir, Point::AfterDeploy, Duration::from_millis(300)).unwrap_err();
+    assert_eq!(refused.stop, Stop::OldWriters, "{}", refused.error);
+    assert_eq!(
+        refused.report.migrations.last().unwrap().name,
+        "0003_accounts_tier"
+    );
+    let status = |name: &str| zerodown::status(&db.url(), Some(name)).unwrap()[0].status;
+    // Not completed: `complete` stopped at its quiet period, before any contract step.
+    assert!(matches!(
+        status("0003_accounts_tier"),
+        zerodown::Status::Backfilled | zerodown::Status::Completing
+    ));
+    old.stop();
+
+    // The new version runs everywhere: after the deploy every migration completes.
+    let new = Writer::start(&db, new_version);
+    let after = migrate(&db, &dir, Point::AfterDeploy, Duration::from_millis(300)).unwrap();
+    for (name, action) in actions(&after) {
+        assert!(
+            matches!(action, Action::Completed | Action::AlreadyCompleted),
+            "{name}: {action:?}"
+        );
+    }
+    new.stop();
+    for m in &after.migrations {
+        assert_eq!(status(&m.name), zerodown::Status::Completed, "{}", m.name);
+    }
+    assert_eq!(db.zd_triggers(), 0);
+    assert_eq!(
+        s.int(
+            wrong_tier
+                .replace("tier <>", "email NOT LIKE 'new%' AND tier <>")
+                .as_str()
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        s.int("SELECT count(*) FROM orders WHERE big IS NULL OR cents IS NULL"),
+        Some(0)
+    );
+    // An old-version INSERT now fails: `cents` is NOT NULL without a default. That is why the
+    // guard waits for the old version to be gone.
+    assert!(
+        s.exec("INSERT INTO orders (account_id, amount) VALUES (1, 5)")
+            .is_err()
+    );
+    for (table, column) in [
+        ("accounts", "nickname"),
+        ("orders", "flagged"),
+        ("accounts", "region"),
+    ] {
+        assert!(db.has_column(table, column), "{table}.{column}");
+    }
+    // And again: nothing to do.
+    let idle = migrate(&db, &dir, Point::AfterDeploy, Duration::ZERO).unwrap();
+    assert!(
+        idle.migrations
+            .iter()
+            .all(|m| m.action == Action::AlreadyCompleted)
+    );
+}
+
+#[test]
+fn ten_migrations_sqlite() {
+    ten_migrations(Db::Lite(TestDb::empty()));
+}
+
+#[test]
+fn ten_migrations_postgres() {
+    let Some(pg) = support::pg_debian() else {
+        return;
+    };
+    ten_migrations(Db::Pg(pg.fresh_database("migrate_ten")));
+}
+
+#[test]
+fn ten_migrations_mariadb() {
+    let Some(my) = support::mariadb() else { return };
+    ten_migrations(Db::My(my.fresh_database("migrate_ten")));
+}
+
+/// A folder in a temporary directory.
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+fn sha384_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha384::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sqlx_history(db: Db) {
+    db.two_tables(20);
+    let files = [
+        (
+            "0001_add_a.sql",
+            "ALTER TABLE accounts ADD COLUMN a integer;\n",
+        ),
+        (
+            "0002_add_b.sql",
+            "ALTER TABLE accounts ADD COLUMN b integer;\n",
+        ),
+        (
+            "0003_add_c.sql",
+            "ALTER TABLE accounts ADD COLUMN c integer;\n",
+        ),
+    ];
+    let dir = folder(&files);
+    // sqlx itself applied the first one.
+    let mut s = db.session();
+    s.exec(files[0].1).unwrap();
+    s.exec(db.sqlx_table()).unwrap();
+    s.exec(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (1, 'add a', TRUE, {}, 1000)",
+        db.bytes_literal(&sha384_hex(files[0].1.as_bytes()))
+    ))
+    .unwrap();
+
+    let report = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
+    assert_eq!(report.layout, zerodown::migrate::layout::Layout::Sqlx);
+    assert_eq!(
+        actions(&report),
+        [
+            ("0001_add_a", &Action::AppliedByTool),
+            ("0002_add_b", &Action::Completed),
+            ("0003_add_c", &Action::Completed)
+        ]
+    );
+    assert!(
+        report
+            .migrations
+            .iter()
+            .all(|m| m.tool_recorded == Some(true))
+    );
+    // zerodown never ran the first one: no state row for it.
+    let recorded = zerodown::status(&db.url(), None).unwrap();
+    assert!(recorded.iter().all(|r| r.name != "0001_add_a"));
+    // Rows as sqlx writes them: description, success, the file's SHA-384, a run time.
+    assert_eq!(s.int("SELECT count(*) FROM _sqlx_migrations"), Some(3));
+    for (version, (_, text)) in files.iter().enumerate().skip(1) {
+        let v = version + 1;
+        let hex = db.hex("checksum");
+        assert_eq!(
+            s.text(&format!(
+                "SELECT {hex} FROM _sqlx_migrations WHERE version = {v}"
+            )),
+            Some(sha384_hex(text.as_bytes()))
+        );
+        assert_eq!(
+            s.text(&format!(
+                "SELECT description FROM _sqlx_migrations WHERE version = {v}"
+            )),
+            Some(format!("add {}", ["a", "b", "c"][version]))
+        );
+        assert_eq!(
+            s.int(&format!("SELECT count(*) FROM _sqlx_migrations WHERE version = {v} AND success AND execution_time >= 0")),
+            Some(1)
+        );
+    }
+    // A re-run records nothing twice.
+    let again = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
+    assert_eq!(again.migrations[1].action, Action::AlreadyCompleted);
+    assert_eq!(s.int("SELECT count(*) FROM _sqlx_migrations"), Some(3));
+
+    // A version sqlx failed halfway: refused before anything changes.
+    std::fs::write(
+        dir.path().join("0004_add_d.sql"),
+        "ALTER TABLE accounts ADD COLUMN d integer;\n",
+    )
+    .unwrap();
+    s.exec(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (4, 'add d', FALSE, {}, 1)",
+        db.bytes_literal("00")
+    ))
+    .unwrap();
+    let refused = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap_err();
+    assert_eq!(refused.stop, Stop::Refused);
+    assert!(
+        refused.error.to_string().contains("failed halfway"),
+        "{}",
+        refused.error
+    );
+    assert!(!db.has_column("accounts", "d"));
+}
+
+fn golang_migrate_history(db: Db) {
+    db.two_tables(20);
+    let dir = folder(&[
+        (
+            "1_add_a.up.sql",
+            "ALTER TABLE accounts ADD COLUMN a integer;\n",
+        ),
+        ("1_add_a.down.sql", "ALTER TABLE accounts DROP COLUMN a;\n"),
+        (
+            "2_add_b.up.sql",
+            "ALTER TABLE accounts ADD COLUMN b integer;\n",
+        ),
+        ("2_add_b.down.sql", "ALTER TABLE accounts DROP COLUMN b;\n"),
+        (
+            "3_add_c.up.sql",
+            "ALTER TABLE accounts ADD COLUMN c integer;\n",
+        ),
+    ]);
+    // golang-migrate itself applied up to version 2.
+    let mut s = db.session();
+    s.exec("ALTER TABLE accounts ADD COLUMN a integer").unwrap();
+    s.exec("ALTER TABLE accounts ADD COLUMN b integer").unwrap();
+    s.exec("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)").unwrap();
+    s.exec("INSERT INTO schema_migrations (version, dirty) VALUES (2, FALSE)")
+        .unwrap();
+
+    let report = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
+    assert_eq!(
+        report.layout,
+        zerodown::migrate::layout::Layout::GolangMigrate
+    );
+    assert_eq!(
+        actions(&report),
+        [
+            ("1_add_a", &Action::AppliedByTool),
+            ("2_add_b", &Action::AppliedByTool),
+            ("3_add_c", &Action::Completed)
+        ]
+    );
+    assert!(db.has_column("accounts", "c"));
+    // One row, as golang-migrate keeps it: the newest version, clean.
+    assert_eq!(s.int("SELECT count(*) FROM schema_migrations"), Some(1));
+    assert_eq!(
+        s.int("SELECT version FROM schema_migrations WHERE NOT dirty"),
+        Some(3)
+    );
+    let again = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
+    assert_eq!(again.migrations[2].action, Action::AlreadyCompleted);
+    assert_eq!(s.int("SELECT count(*) FROM schema_migrations"), Some(1));
+
+    // A dirty version (golang-migrate failed halfway): refused before anything changes.
+    std::fs::write(
+        dir.path().join("4_add_d.up.sql"),
+        "ALTER TABLE accounts ADD COLUMN d integer;\n",
+    )
+    .unwrap();
+    s.exec("UPDATE schema_migrations SET dirty = TRUE").unwrap();
+    let refused = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap_err();
+    assert_eq!(refused.stop, Stop::Refused);
+    assert!(!db.has_column("accounts", "d"));
+}
+
+#[test]
+fn sqlx_history_sqlite() {
+    sqlx_history(Db::Lite(TestDb::empty()));
+}
+
+#[test]
+fn sqlx_history_postgres() {
+    let Some(pg) = support::pg_debian() else {
+        return;
+    };
+    sqlx_history(Db::Pg(pg.fresh_database("migrate_sqlx")));
+}
+
+#[test]
+fn sqlx_history_mariadb() {
+    let Some(my) = support::mariadb() else { return };
+    sqlx_history(Db::My(my.fresh_database("migrate_sqlx")));
+}
+
+#[test]
+fn golang_migrate_history_sqlite() {
+    golang_migrate_history(Db::Lite(TestDb::empty()));
+}
+
+#[test]
+fn golang_migrate_history_postgres() {
+    let Some(pg) = support::pg_debian() else {
+        return;
+    };
+    golang_migrate_history(Db::Pg(pg.fresh_database("migrate_gm")));
+}
+
+#[test]
+fn golang_migrate_history_mariadb() {
+    let Some(my) = support::mariadb() else { return };
+    golang_migrate_history(Db::My(my.fresh_database("migrate_gm")));
+}
