@@ -434,3 +434,210 @@ fn golang_migrate_history_mariadb() {
     let Some(my) = support::mariadb() else { return };
     golang_migrate_history(Db::My(my.fresh_database("migrate_gm")));
 }
+
+/// `zerodown migrate` as CI runs it: the built binary, with DATABASE_URL.
+fn binary(db: &Db, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zerodown"));
+    cmd.arg("migrate")
+        .args(args)
+        .env("DATABASE_URL", db.url_text());
+    cmd
+}
+
+#[test]
+fn kill_9_mid_folder_then_a_rerun_finishes() {
+    let Some(pg) = support::pg_debian() else {
+        return;
+    };
+    let db = Db::Pg(pg.fresh_database("migrate_kill"));
+    db.two_tables(50);
+    let dir = folder(&[
+        (
+            "0001_accounts_active.sql",
+            "ALTER TABLE accounts ADD COLUMN active boolean NOT NULL DEFAULT true;\n",
+        ),
+        (
+            "0002_accounts_nickname.sql",
+            "ALTER TABLE accounts ADD COLUMN nickname varchar(40);\n",
+        ),
+        (
+            "0003_orders_note.sql",
+            "ALTER TABLE orders ADD COLUMN note varchar(40);\n",
+        ),
+        (
+            "0004_orders_status.sql",
+            "ALTER TABLE orders ADD COLUMN status varchar(20) NOT NULL DEFAULT 'new';\n",
+        ),
+    ]);
+    // A long transaction holds `orders`: the run gets through the accounts migrations and waits,
+    // retrying under its lock guard, at the first migration on `orders`.
+    let mut holder = db.session();
+    holder
+        .exec("BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let mut child = binary(&db, &[dir_arg, "--before-deploy", "--lock-budget", "10m"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut s = db.session();
+    support::wait_for(
+        "the run to wait for `orders` after the accounts migrations",
+        || {
+            s.int("SELECT count(*) FROM pg_class WHERE relname = '_sqlx_migrations'") == Some(1)
+            && s.int("SELECT count(*) FROM _sqlx_migrations") == Some(2)
+            && s.int(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'orders' AND NOT l.granted",
+            ) > Some(0)
+        },
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    support::wait_for("the killed run's sessions to end", || {
+        s.int("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'zerodown %'")
+            == Some(0)
+    });
+    holder.exec("COMMIT").unwrap();
+    // The same command again finishes the folder.
+    let out = binary(&db, &[dir_arg, "--before-deploy"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("0001_accounts_active: already completed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0004_orders_status: completed"), "{stdout}");
+    for (table, column) in [
+        ("accounts", "active"),
+        ("accounts", "nickname"),
+        ("orders", "note"),
+        ("orders", "status"),
+    ] {
+        assert!(db.has_column(table, column), "{table}.{column}");
+    }
+    // Each version recorded once, each migration completed once.
+    assert_eq!(
+        s.int("SELECT count(DISTINCT version) FROM _sqlx_migrations"),
+        Some(4)
+    );
+    assert_eq!(s.int("SELECT count(*) FROM _sqlx_migrations"), Some(4));
+    let states = zerodown::status(&db.url(), None).unwrap();
+    assert_eq!(states.len(), 4, "{states:?}");
+    assert!(
+        states
+            .iter()
+            .all(|r| r.status == zerodown::Status::Completed)
+    );
+}
+
+const TIER: &str = r#"[add_column]
+table = "accounts"
+column = "tier"
+type = "varchar(20)"
+not_null = true
+backfill = "CASE WHEN balance > 1000 THEN 'gold' ELSE 'standard' END"
+"#;
+
+const TIER_INDEX: &str = r#"[create_index]
+table = "accounts"
+name = "accounts_tier"
+columns = ["tier"]
+"#;
+
+/// A migration that touches a column an earlier one adds and has not completed waits for the next
+/// deploy: before-deploy stops there (exit 3), after-deploy completes the earlier one, and the
+/// next before-deploy goes on.
+#[test]
+fn a_migration_on_an_uncompleted_column_waits_for_the_next_deploy() {
+    let db = Db::Lite(TestDb::empty());
+    db.two_tables(30);
+    let dir = folder(&[
+        ("0001_tier.toml", TIER),
+        ("0002_tier_index.toml", TIER_INDEX),
+        (
+            "0003_note.sql",
+            "ALTER TABLE orders ADD COLUMN note varchar(40);\n",
+        ),
+    ]);
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = binary(&db, &[dir_arg, "--before-deploy", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stopped"]["reason"], "refused");
+    let results: Vec<&str> = json["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["backfilled", "held", "held"]);
+    assert!(
+        json["migrations"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`0001_tier` adds and has not completed")
+    );
+    assert!(!db.has_column("orders", "note"));
+
+    let after = migrate(&db, dir.path(), Point::AfterDeploy, Duration::ZERO).unwrap();
+    assert_eq!(
+        actions(&after),
+        [
+            ("0001_tier", &Action::Completed),
+            ("0002_tier_index", &Action::Pending),
+            ("0003_note", &Action::Pending)
+        ]
+    );
+    let next = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
+    assert_eq!(next.migrations[0].action, Action::AlreadyCompleted);
+    assert!(
+        next.migrations[1..]
+            .iter()
+            .all(|m| matches!(m.action, Action::Completed | Action::Backfilled { .. }))
+    );
+    migrate(&db, dir.path(), Point::AfterDeploy, Duration::ZERO).unwrap();
+    assert!(db.has_column("orders", "note"));
+    let mut s = db.session();
+    assert_eq!(
+        s.int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'accounts_tier'"),
+        Some(1)
+    );
+}
+
+/// A file that cannot be read stops the run before anything changes: exit 2, and the JSON report
+/// says why.
+#[test]
+fn an_unreadable_file_changes_nothing() {
+    let db = Db::Lite(TestDb::empty());
+    db.two_tables(5);
+    let dir = folder(&[(
+        "0001_ok.sql",
+        "ALTER TABLE accounts ADD COLUMN ok integer;\n",
+    )]);
+    std::fs::write(dir.path().join("0002_bad.sql"), [0xff, 0xfe, 0x00]).unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = binary(&db, &[dir_arg, "--before-deploy", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stopped"]["reason"], "input");
+    assert!(
+        json["stopped"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0002_bad.sql")
+    );
+    assert!(!db.has_column("accounts", "ok"));
+}
