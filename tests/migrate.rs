@@ -20,7 +20,7 @@ fn ten() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/migrate_fixtures/ten")
 }
 
-fn migrate(db: &Db, dir: &Path, point: Point, quiet: Duration) -> Result<Report, Stopped> {
+fn migrate(db: &Db, dir: &Path, point: Point, quiet: Duration) -> Result<Report, Box<Stopped>> {
     let options = Options {
         layout: None,
         point,

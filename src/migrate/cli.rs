@@ -109,11 +109,14 @@ pub fn run(args: &MigrateArgs, url: &DatabaseUrl) -> i32 {
     lines.clear();
     let (report, stopped) = match result {
         Ok(r) => (r, None),
-        Err(Stopped {
-            report,
-            stop,
-            error,
-        }) => (report, Some((stop, error))),
+        Err(stopped) => {
+            let Stopped {
+                report,
+                stop,
+                error,
+            } = *stopped;
+            (report, Some((stop, error)))
+        }
     };
     let mut out = std::io::stdout().lock();
     if json {
@@ -154,24 +157,27 @@ pub fn text(report: &Report) -> String {
             Point::Show => "where each migration stands",
         }
     );
+    let table = super::history::Tool::of(report.layout).map(|t| t.table());
     for m in &report.migrations {
         let what = match &m.action {
             Action::Backfilled { rows } => {
-                format!("backfilled ({rows} rows); `--after-deploy` completes it")
+                format!("started, {rows} rows backfilled; `--after-deploy` completes it")
             }
             Action::Completed => "completed".into(),
             Action::AlreadyCompleted => "already completed".into(),
-            Action::AlreadyBackfilled => "backfilled; `--after-deploy` completes it".into(),
-            Action::AppliedByTool => "applied by the tool (its history table records it)".into(),
+            Action::AlreadyBackfilled => "started earlier; `--after-deploy` completes it".into(),
+            Action::AppliedByTool => "applied by the tool itself; skipped".into(),
             Action::Pending => "pending; `--before-deploy` starts it".into(),
             Action::Unfinished => {
                 "started, backfill unfinished; `--before-deploy` resumes it".into()
             }
             Action::Held { reason } => format!("held: {reason}"),
         };
-        let tool = match m.tool_recorded {
-            Some(true) => ", recorded in the tool's history",
-            _ => "",
+        let tool = match (m.tool_recorded, table) {
+            (Some(true), Some(t)) if m.action != Action::AppliedByTool => {
+                format!(" (recorded in {t})")
+            }
+            _ => String::new(),
         };
         s.push_str(&format!("  {}: {what}{tool}\n", m.name));
     }

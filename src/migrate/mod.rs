@@ -249,7 +249,7 @@ pub fn run(
     options: &Options,
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
-) -> std::result::Result<Report, Stopped> {
+) -> std::result::Result<Report, Box<Stopped>> {
     let tool_hint = detect_hint(url);
     let mut report = Report {
         folder: dir.display().to_string(),
@@ -260,11 +260,11 @@ pub fn run(
     };
     macro_rules! stop {
         ($stop:expr, $err:expr) => {
-            return Err(Stopped {
+            return Err(Box::new(Stopped {
                 report,
                 stop: $stop,
                 error: $err,
-            })
+            }))
         };
     }
     let layout = match options.layout {
