@@ -1,48 +1,23 @@
 //! `zerodown migrate DIR` on real engines: a folder of ten migrations over two tables through both
-//! pipeline points with old- and new-version writers, kill -9 mid-folder and a re-run, sqlx's and
-//! golang-migrate's history tables, and a migration held behind one not completed.
+//! pipeline points with old- and new-version writers, kill -9 mid-folder and a re-run, a migration
+//! held behind one not completed, and the command's exit status and JSON report. The tools' history
+//! tables: tests/migrate_history.rs.
 
 #[macro_use]
 mod support;
 mod migrate_fixtures;
 mod sqlite_util;
 
-use migrate_fixtures::Db;
+use migrate_fixtures::{Db, actions, folder, migrate};
 use sqlite_util::TestDb;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
-use zerodown::Settings;
-use zerodown::migrate::{Action, Options, Point, Report, Stop, Stopped};
+use zerodown::migrate::{Action, Point, Stop};
 
 fn ten() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/migrate_fixtures/ten")
-}
-
-fn migrate(db: &Db, dir: &Path, point: Point, quiet: Duration) -> Result<Report, Box<Stopped>> {
-    let options = Options {
-        layout: None,
-        point,
-        settings: Settings {
-            quiet_period: Some(quiet),
-            ..Settings::default()
-        },
-    };
-    zerodown::migrate::run(
-        &db.url(),
-        dir,
-        &options,
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-}
-
-fn actions(r: &Report) -> Vec<(&str, &Action)> {
-    r.migrations
-        .iter()
-        .map(|m| (m.name.as_str(), &m.action))
-        .collect()
 }
 
 /// A writer thread: runs `statement(i)` over and over on its own session until stopped, counting
@@ -222,217 +197,6 @@ fn ten_migrations_postgres() {
 fn ten_migrations_mariadb() {
     let Some(my) = support::mariadb() else { return };
     ten_migrations(Db::My(my.fresh_database("migrate_ten")));
-}
-
-/// A folder in a temporary directory.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
-
-fn sha384_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha384::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn sqlx_history(db: Db) {
-    db.two_tables(20);
-    let files = [
-        (
-            "0001_add_a.sql",
-            "ALTER TABLE accounts ADD COLUMN a integer;\n",
-        ),
-        (
-            "0002_add_b.sql",
-            "ALTER TABLE accounts ADD COLUMN b integer;\n",
-        ),
-        (
-            "0003_add_c.sql",
-            "ALTER TABLE accounts ADD COLUMN c integer;\n",
-        ),
-    ];
-    let dir = folder(&files);
-    // sqlx itself applied the first one.
-    let mut s = db.session();
-    s.exec(files[0].1).unwrap();
-    s.exec(db.sqlx_table()).unwrap();
-    s.exec(&format!(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (1, 'add a', TRUE, {}, 1000)",
-        db.bytes_literal(&sha384_hex(files[0].1.as_bytes()))
-    ))
-    .unwrap();
-
-    let report = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
-    assert_eq!(report.layout, zerodown::migrate::layout::Layout::Sqlx);
-    assert_eq!(
-        actions(&report),
-        [
-            ("0001_add_a", &Action::AppliedByTool),
-            ("0002_add_b", &Action::Completed),
-            ("0003_add_c", &Action::Completed)
-        ]
-    );
-    assert!(
-        report
-            .migrations
-            .iter()
-            .all(|m| m.tool_recorded == Some(true))
-    );
-    // zerodown never ran the first one: no state row for it.
-    let recorded = zerodown::status(&db.url(), None).unwrap();
-    assert!(recorded.iter().all(|r| r.name != "0001_add_a"));
-    // Rows as sqlx writes them: description, success, the file's SHA-384, a run time.
-    assert_eq!(s.int("SELECT count(*) FROM _sqlx_migrations"), Some(3));
-    for (version, (_, text)) in files.iter().enumerate().skip(1) {
-        let v = version + 1;
-        let hex = db.hex("checksum");
-        assert_eq!(
-            s.text(&format!(
-                "SELECT {hex} FROM _sqlx_migrations WHERE version = {v}"
-            )),
-            Some(sha384_hex(text.as_bytes()))
-        );
-        assert_eq!(
-            s.text(&format!(
-                "SELECT description FROM _sqlx_migrations WHERE version = {v}"
-            )),
-            Some(format!("add {}", ["a", "b", "c"][version]))
-        );
-        assert_eq!(
-            s.int(&format!("SELECT count(*) FROM _sqlx_migrations WHERE version = {v} AND success AND execution_time >= 0")),
-            Some(1)
-        );
-    }
-    // A re-run records nothing twice.
-    let again = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
-    assert_eq!(again.migrations[1].action, Action::AlreadyCompleted);
-    assert_eq!(s.int("SELECT count(*) FROM _sqlx_migrations"), Some(3));
-
-    // A version sqlx failed halfway: refused before anything changes.
-    std::fs::write(
-        dir.path().join("0004_add_d.sql"),
-        "ALTER TABLE accounts ADD COLUMN d integer;\n",
-    )
-    .unwrap();
-    s.exec(&format!(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (4, 'add d', FALSE, {}, 1)",
-        db.bytes_literal("00")
-    ))
-    .unwrap();
-    let refused = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap_err();
-    assert_eq!(refused.stop, Stop::Refused);
-    assert!(
-        refused.error.to_string().contains("failed halfway"),
-        "{}",
-        refused.error
-    );
-    assert!(!db.has_column("accounts", "d"));
-}
-
-fn golang_migrate_history(db: Db) {
-    db.two_tables(20);
-    let dir = folder(&[
-        (
-            "1_add_a.up.sql",
-            "ALTER TABLE accounts ADD COLUMN a integer;\n",
-        ),
-        ("1_add_a.down.sql", "ALTER TABLE accounts DROP COLUMN a;\n"),
-        (
-            "2_add_b.up.sql",
-            "ALTER TABLE accounts ADD COLUMN b integer;\n",
-        ),
-        ("2_add_b.down.sql", "ALTER TABLE accounts DROP COLUMN b;\n"),
-        (
-            "3_add_c.up.sql",
-            "ALTER TABLE accounts ADD COLUMN c integer;\n",
-        ),
-    ]);
-    // golang-migrate itself applied up to version 2.
-    let mut s = db.session();
-    s.exec("ALTER TABLE accounts ADD COLUMN a integer").unwrap();
-    s.exec("ALTER TABLE accounts ADD COLUMN b integer").unwrap();
-    s.exec("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)").unwrap();
-    s.exec("INSERT INTO schema_migrations (version, dirty) VALUES (2, FALSE)")
-        .unwrap();
-
-    let report = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
-    assert_eq!(
-        report.layout,
-        zerodown::migrate::layout::Layout::GolangMigrate
-    );
-    assert_eq!(
-        actions(&report),
-        [
-            ("1_add_a", &Action::AppliedByTool),
-            ("2_add_b", &Action::AppliedByTool),
-            ("3_add_c", &Action::Completed)
-        ]
-    );
-    assert!(db.has_column("accounts", "c"));
-    // One row, as golang-migrate keeps it: the newest version, clean.
-    assert_eq!(s.int("SELECT count(*) FROM schema_migrations"), Some(1));
-    assert_eq!(
-        s.int("SELECT version FROM schema_migrations WHERE NOT dirty"),
-        Some(3)
-    );
-    let again = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
-    assert_eq!(again.migrations[2].action, Action::AlreadyCompleted);
-    assert_eq!(s.int("SELECT count(*) FROM schema_migrations"), Some(1));
-
-    // A dirty version (golang-migrate failed halfway): refused before anything changes.
-    std::fs::write(
-        dir.path().join("4_add_d.up.sql"),
-        "ALTER TABLE accounts ADD COLUMN d integer;\n",
-    )
-    .unwrap();
-    s.exec("UPDATE schema_migrations SET dirty = TRUE").unwrap();
-    let refused = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap_err();
-    assert_eq!(refused.stop, Stop::Refused);
-    assert!(!db.has_column("accounts", "d"));
-}
-
-#[test]
-fn sqlx_history_sqlite() {
-    sqlx_history(Db::Lite(TestDb::empty()));
-}
-
-#[test]
-fn sqlx_history_postgres() {
-    let Some(pg) = support::pg_debian() else {
-        return;
-    };
-    sqlx_history(Db::Pg(pg.fresh_database("migrate_sqlx")));
-}
-
-#[test]
-fn sqlx_history_mariadb() {
-    let Some(my) = support::mariadb() else { return };
-    sqlx_history(Db::My(my.fresh_database("migrate_sqlx")));
-}
-
-#[test]
-fn golang_migrate_history_sqlite() {
-    golang_migrate_history(Db::Lite(TestDb::empty()));
-}
-
-#[test]
-fn golang_migrate_history_postgres() {
-    let Some(pg) = support::pg_debian() else {
-        return;
-    };
-    golang_migrate_history(Db::Pg(pg.fresh_database("migrate_gm")));
-}
-
-#[test]
-fn golang_migrate_history_mariadb() {
-    let Some(my) = support::mariadb() else { return };
-    golang_migrate_history(Db::My(my.fresh_database("migrate_gm")));
 }
 
 /// `zerodown migrate` as CI runs it: the built binary, with DATABASE_URL.

@@ -7,13 +7,16 @@
 //!   the file on its next run; `execution_time` in nanoseconds.
 //! - golang-migrate: `schema_migrations(version bigint, dirty bool)`, one row: the newest version
 //!   applied; every lower version counts as applied; `dirty` means it failed halfway.
+//! - Diesel: `__diesel_schema_migrations(version varchar(50), run_on)`, one row per applied
+//!   migration; the version is the folder name up to its first `_`, dashes taken out.
+//! - goose: `goose_db_version(id, version_id, is_applied, tstamp)`, a row per up or down, the newest
+//!   (highest id) per version saying whether it is applied; goose adds version 0 as it creates it.
 //!
 //! The table shapes, names and values are the tools' own (their docs and DDL); only values are bound.
 
 use super::layout::{Entry, Layout};
 use crate::error::{Error, Result};
 use crate::url::DatabaseUrl;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A tool whose history table zerodown reads and writes.
@@ -21,6 +24,8 @@ use std::time::Duration;
 pub enum Tool {
     Sqlx,
     GolangMigrate,
+    Diesel,
+    Goose,
 }
 
 impl Tool {
@@ -28,7 +33,9 @@ impl Tool {
         match layout {
             Layout::Sqlx => Some(Tool::Sqlx),
             Layout::GolangMigrate => Some(Tool::GolangMigrate),
-            _ => None,
+            Layout::Diesel => Some(Tool::Diesel),
+            Layout::Goose => Some(Tool::Goose),
+            Layout::Flyway | Layout::Plain => None,
         }
     }
 
@@ -36,6 +43,8 @@ impl Tool {
         match self {
             Tool::Sqlx => "_sqlx_migrations",
             Tool::GolangMigrate => "schema_migrations",
+            Tool::Diesel => "__diesel_schema_migrations",
+            Tool::Goose => "goose_db_version",
         }
     }
 
@@ -43,6 +52,8 @@ impl Tool {
         match self {
             Tool::Sqlx => "sqlx",
             Tool::GolangMigrate => "golang-migrate",
+            Tool::Diesel => "Diesel",
+            Tool::Goose => "goose",
         }
     }
 }
@@ -59,8 +70,8 @@ pub enum Recorded {
 /// The tool's history as read at the beginning of a run.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// version → applied successfully.
-    rows: BTreeMap<i64, bool>,
+    /// (version, applied successfully), in the table's order (goose's: newest first).
+    rows: Vec<(String, bool)>,
 }
 
 impl History {
@@ -68,24 +79,53 @@ impl History {
         self.rows.is_empty()
     }
 
-    /// A version the tool failed halfway through (sqlx `success = false`, golang-migrate `dirty`).
-    pub fn failed(&self) -> Option<i64> {
-        self.rows.iter().find(|(_, ok)| !**ok).map(|(v, _)| *v)
+    fn numbers(&self) -> impl Iterator<Item = (i64, bool)> + '_ {
+        self.rows
+            .iter()
+            .filter_map(|(v, ok)| v.trim().parse().ok().map(|n| (n, *ok)))
     }
 
-    pub fn recorded(&self, tool: Tool, version: i64) -> Recorded {
+    /// A version the tool failed halfway through (sqlx `success = false`, golang-migrate `dirty`).
+    pub fn failed(&self, tool: Tool) -> Option<String> {
         match tool {
-            Tool::Sqlx => match self.rows.get(&version) {
-                None => Recorded::No,
-                Some(true) => Recorded::Applied,
-                Some(false) => Recorded::Failed,
-            },
+            Tool::Sqlx | Tool::GolangMigrate => self
+                .rows
+                .iter()
+                .find(|(_, ok)| !*ok)
+                .map(|(v, _)| v.clone()),
+            // goose's `is_applied = false` is a migration taken down, not a failure.
+            Tool::Diesel | Tool::Goose => None,
+        }
+    }
+
+    pub fn recorded(&self, tool: Tool, entry: &Entry) -> Recorded {
+        let number = entry.number();
+        let hit = match tool {
+            Tool::Sqlx => self
+                .numbers()
+                .find(|(v, _)| Some(*v) == number)
+                .map(|(_, ok)| ok),
             // One row: the newest version; dirty applies to that version only.
-            Tool::GolangMigrate => match self.rows.iter().next_back() {
-                Some((&v, false)) if v == version => Recorded::Failed,
-                Some((&v, _)) if v >= version => Recorded::Applied,
-                _ => Recorded::No,
+            Tool::GolangMigrate => match (self.numbers().max(), number) {
+                (Some((v, false)), Some(n)) if v == n => Some(false),
+                (Some((v, _)), Some(n)) if v >= n => Some(true),
+                _ => None,
             },
+            Tool::Diesel => self
+                .rows
+                .iter()
+                .find(|(v, _)| Some(v) == entry.version.as_ref())
+                .map(|_| true),
+            // The newest row of the version says; a version taken down is not applied.
+            Tool::Goose => match self.numbers().find(|(v, _)| Some(*v) == number) {
+                Some((_, true)) => Some(true),
+                _ => None,
+            },
+        };
+        match hit {
+            None => Recorded::No,
+            Some(true) => Recorded::Applied,
+            Some(false) => Recorded::Failed,
         }
     }
 }
@@ -157,19 +197,19 @@ impl Conn {
         })
     }
 
-    /// Rows of two integers.
-    fn pairs(&mut self, sql: &str) -> Result<Vec<(i64, i64)>> {
+    /// Rows of a text and an integer.
+    fn pairs(&mut self, sql: &str) -> Result<Vec<(String, i64)>> {
         let what = "reading the tool's history table";
         Ok(match self {
             Conn::Pg(c) => c
                 .query(sql, &[])
                 .map_err(|e| db(what, e))?
                 .iter()
-                .map(|r| (r.get::<_, i64>(0), i64::from(r.get::<_, i32>(1))))
+                .map(|r| (r.get::<_, String>(0), i64::from(r.get::<_, i32>(1))))
                 .collect(),
             Conn::My(c) => {
                 use mysql::prelude::Queryable;
-                c.query::<(i64, i64), _>(sql).map_err(|e| db(what, e))?
+                c.query::<(String, i64), _>(sql).map_err(|e| db(what, e))?
             }
             Conn::Lite(c) => {
                 let mut s = c.prepare(sql).map_err(|e| db(what, e))?;
@@ -269,18 +309,32 @@ pub fn read(url: &DatabaseUrl, tool: Tool) -> Result<History> {
     if !conn.table_exists(tool.table())? {
         return Ok(History::default());
     }
-    let sql = match tool {
-        Tool::Sqlx => "SELECT version, CASE WHEN success THEN 1 ELSE 0 END FROM _sqlx_migrations",
-        Tool::GolangMigrate => {
-            "SELECT version, CASE WHEN dirty THEN 0 ELSE 1 END FROM schema_migrations"
-        }
+    let (column, ok, order) = match tool {
+        Tool::Sqlx => ("version", "success", ""),
+        Tool::GolangMigrate => ("version", "NOT dirty", ""),
+        Tool::Diesel => ("version", "TRUE", ""),
+        Tool::Goose => ("version_id", "is_applied", " ORDER BY id DESC"),
     };
+    let text = ["text", "CHAR", "TEXT"][engine(url)];
+    let sql = format!(
+        "SELECT CAST({column} AS {text}), CASE WHEN {ok} THEN 1 ELSE 0 END FROM {}{order}",
+        tool.table()
+    );
     let rows = conn
-        .pairs(sql)?
+        .pairs(&sql)?
         .into_iter()
         .map(|(v, ok)| (v, ok == 1))
         .collect();
     Ok(History { rows })
+}
+
+/// 0 PostgreSQL, 1 MySQL/MariaDB, 2 SQLite: the index into each statement's three spellings.
+fn engine(url: &DatabaseUrl) -> usize {
+    match url {
+        DatabaseUrl::Postgres(_) => 0,
+        DatabaseUrl::Mysql(_) => 1,
+        DatabaseUrl::Sqlite(_) => 2,
+    }
 }
 
 /// Records `entry` as applied, the way the tool would; a no-op when it already is.
@@ -294,11 +348,7 @@ pub fn record(url: &DatabaseUrl, tool: Tool, entry: &Entry, elapsed: Duration) -
     })?;
     let mut conn = Conn::open(url)?;
     let what = format!("recording `{}` in {}", entry.name, tool.table());
-    let engine = match url {
-        DatabaseUrl::Postgres(_) => 0,
-        DatabaseUrl::Mysql(_) => 1,
-        DatabaseUrl::Sqlite(_) => 2,
-    };
+    let engine = engine(url);
     match tool {
         Tool::Sqlx => {
             let create = [
@@ -361,6 +411,47 @@ pub fn record(url: &DatabaseUrl, tool: Tool, entry: &Entry, elapsed: Duration) -
                         vec![Param::Int(version)],
                     ),
                 ],
+            )
+        }
+        Tool::Diesel => {
+            let insert = [
+                "INSERT INTO __diesel_schema_migrations (version) VALUES (?) ON CONFLICT (version) DO NOTHING",
+                "INSERT IGNORE INTO __diesel_schema_migrations (version) VALUES (?)",
+                "INSERT OR IGNORE INTO __diesel_schema_migrations (version) VALUES (?)",
+            ][engine];
+            let text = entry.version.clone().unwrap_or_default();
+            conn.exec(
+                &what,
+                &[(
+                    "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+                    vec![],
+                )],
+            )?;
+            conn.exec(&what, &[(insert, vec![Param::Text(text)])])
+        }
+        Tool::Goose => {
+            if !conn.table_exists(tool.table())? {
+                let create = [
+                    "CREATE TABLE goose_db_version (id integer PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now())",
+                    "CREATE TABLE goose_db_version (id bigint(20) unsigned NOT NULL AUTO_INCREMENT, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))",
+                    "CREATE TABLE goose_db_version (id INTEGER PRIMARY KEY AUTOINCREMENT, version_id INTEGER NOT NULL, is_applied INTEGER NOT NULL, tstamp TIMESTAMP DEFAULT (datetime('now')))",
+                ][engine];
+                conn.exec(&what, &[(create, vec![])])?;
+                // goose's own first row, as goose writes it when it creates the table.
+                conn.exec(
+                    &what,
+                    &[(
+                        "INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, TRUE)",
+                        vec![Param::Int(0)],
+                    )],
+                )?;
+            }
+            conn.exec(
+                &what,
+                &[(
+                    "INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, TRUE)",
+                    vec![Param::Int(version)],
+                )],
             )
         }
     }

@@ -281,12 +281,10 @@ pub fn run(
     };
     report.notes.extend(folder.notes.iter().cloned());
     let tool = Tool::of(layout);
-    if tool.is_none() && layout != Layout::Plain {
-        report.notes.push(format!(
-            "{}'s own history table is neither read nor written yet: run this folder with zerodown or with {}, not both",
-            layout.label(),
-            layout.label()
-        ));
+    if layout == Layout::Flyway {
+        report.notes.push(
+            "Flyway's flyway_schema_history is neither read nor written yet: apply this folder with zerodown or with Flyway, not both".into(),
+        );
     }
     // Every file is read before anything changes.
     let dialect = crate::dialect_of(url);
@@ -305,7 +303,7 @@ pub fn run(
         Ok(h) => h.unwrap_or_default(),
         Err(e) => stop!(stop_of(&e), e),
     };
-    if let (Some(t), Some(v)) = (tool, hist.failed()) {
+    if let Some((t, v)) = tool.and_then(|t| hist.failed(t).map(|v| (t, v))) {
         let err = Error::Refused(format!(
             "{} records version {v} as failed halfway ({}): repair it with {} first; zerodown does not run over a half-applied migration",
             t.label(),
@@ -323,9 +321,9 @@ pub fn run(
             .rev()
             .find(|s| s.name == entry.name && s.status.is_active());
         let rolled_back = active.is_none() && states.iter().any(|s| s.name == entry.name);
-        let recorded = match (tool, entry.number()) {
-            (Some(t), Some(v)) => hist.recorded(t, v),
-            _ => Recorded::No,
+        let recorded = match tool {
+            Some(t) => hist.recorded(t, entry),
+            None => Recorded::No,
         };
         let mut outcome = Outcome {
             name: entry.name.clone(),
@@ -465,9 +463,9 @@ pub fn run(
                 | Action::AlreadyCompleted
                 | Action::AlreadyBackfilled
         );
-        if let (Some(t), Some(v), true) = (tool, entry.number(), applied)
+        if let (Some(t), true) = (tool, applied)
             && options.point != Point::Show
-            && hist.recorded(t, v) == Recorded::No
+            && hist.recorded(t, entry) == Recorded::No
         {
             if let Err(e) = history::record(url, t, entry, Duration::from_secs_f64(spent.max(0.0)))
             {
@@ -482,8 +480,8 @@ pub fn run(
                 }
             };
         }
-        if let (Some(t), Some(v)) = (tool, entry.number()) {
-            outcome.tool_recorded = Some(hist.recorded(t, v) == Recorded::Applied);
+        if let Some(t) = tool {
+            outcome.tool_recorded = Some(hist.recorded(t, entry) == Recorded::Applied);
         }
         if !matches!(
             action,

@@ -5,7 +5,49 @@
 use crate::sqlite_util::TestDb;
 use crate::support::{MariaDbTestDb, PgTestDb};
 use mysql::prelude::Queryable;
-use zerodown::DatabaseUrl;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use zerodown::migrate::{Action, Options, Point, Report, Stopped};
+use zerodown::{DatabaseUrl, Settings};
+
+/// `zerodown migrate` through the library, at `point`, with this quiet period for the guard.
+pub fn migrate(db: &Db, dir: &Path, point: Point, quiet: Duration) -> Result<Report, Box<Stopped>> {
+    let options = Options {
+        layout: None,
+        point,
+        settings: Settings {
+            quiet_period: Some(quiet),
+            ..Settings::default()
+        },
+    };
+    zerodown::migrate::run(
+        &db.url(),
+        dir,
+        &options,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+}
+
+/// Each migration's name and what became of it.
+pub fn actions(r: &Report) -> Vec<(&str, &Action)> {
+    r.migrations
+        .iter()
+        .map(|m| (m.name.as_str(), &m.action))
+        .collect()
+}
+
+/// A folder in a temporary directory.
+pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
 
 pub enum Db {
     Pg(PgTestDb),
