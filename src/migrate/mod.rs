@@ -250,7 +250,6 @@ pub fn run(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> std::result::Result<Report, Box<Stopped>> {
-    let tool_hint = detect_hint(url);
     let mut report = Report {
         folder: dir.display().to_string(),
         layout: options.layout.unwrap_or(Layout::Plain),
@@ -269,7 +268,7 @@ pub fn run(
     }
     let layout = match options.layout {
         Some(l) => l,
-        None => match layout::detect(dir, tool_hint) {
+        None => match layout::detect(dir, detect_hint(url)) {
             Ok(l) => l,
             Err(e) => stop!(Stop::Input, Error::Io(e)),
         },
@@ -366,16 +365,12 @@ pub fn run(
             ))),
             (Point::BeforeDeploy, None | Some(Status::Started)) => match touches(m, &open) {
                 Some((t, c, by)) => {
-                    outcome.action = Action::Held {
-                        reason: format!(
-                            "it touches `{t}`.`{c}`, which `{by}` adds and has not completed: `{by}` completes after this deploy (`--after-deploy`); ship `{}` and the migrations after it in the next deploy",
-                            entry.name
-                        ),
-                    };
-                    let reason = match &outcome.action {
-                        Action::Held { reason } => format!("`{}` is held: {reason}", entry.name),
-                        _ => unreachable!(),
-                    };
+                    let reason = format!(
+                        "it touches `{t}`.`{c}`, which `{by}` adds and has not completed: `{by}` completes after this deploy (`--after-deploy`); ship `{}` and the migrations after it in the next deploy",
+                        entry.name
+                    );
+                    let error = Error::Refused(format!("`{}` is held: {reason}", entry.name));
+                    outcome.action = Action::Held { reason };
                     report.migrations.push(outcome);
                     for rest in &folder.entries[index + 1..] {
                         report.migrations.push(Outcome {
@@ -388,7 +383,7 @@ pub fn run(
                             tool_recorded: None,
                         });
                     }
-                    stop!(Stop::Refused, Error::Refused(reason));
+                    stop!(Stop::Refused, error);
                 }
                 None => {
                     progress(Progress::Migration {
