@@ -1,6 +1,7 @@
 //! `zerodown migrate` beside the migration tools' own history tables, on SQLite, PostgreSQL and
 //! MariaDB: what the tool recorded is skipped, what zerodown applies is recorded the way the tool
-//! would (sqlx, golang-migrate, Diesel, goose), and a version the tool failed halfway stops the run.
+//! would (sqlx, golang-migrate, Diesel, goose; Flyway's is only read), and a version the tool failed
+//! halfway stops the run.
 
 #[macro_use]
 mod support;
@@ -307,6 +308,64 @@ fn goose_history(db: Db) {
     assert_eq!((newest(2), newest(3)), (Some(1), Some(1)));
     migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
     assert_eq!(s.int("SELECT count(*) FROM goose_db_version"), Some(6));
+}
+
+fn flyway_history(db: Db) {
+    db.two_tables(20);
+    let dir = folder(&[
+        (
+            "V1__add_a.sql",
+            "ALTER TABLE accounts ADD COLUMN a integer;\n",
+        ),
+        (
+            "V1_1__add_b.sql",
+            "ALTER TABLE accounts ADD COLUMN b integer;\n",
+        ),
+        ("R__report.sql", "CREATE VIEW report AS SELECT 1 AS one;\n"),
+    ]);
+    // Flyway itself applied version 1 (its table as Flyway creates it, in a portable spelling).
+    let mut s = db.session();
+    s.exec("ALTER TABLE accounts ADD COLUMN a integer").unwrap();
+    s.exec("CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL PRIMARY KEY, version VARCHAR(50), description VARCHAR(200) NOT NULL, type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INT, installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, execution_time INT NOT NULL, success BOOLEAN NOT NULL)").unwrap();
+    s.exec("INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES (1, '1', 'add a', 'SQL', 'V1__add_a.sql', 12345, 'ci', 3, TRUE)").unwrap();
+    let report = migrate(&db, dir.path(), Point::BeforeDeploy, Duration::ZERO).unwrap();
+    assert_eq!(report.layout, zerodown::migrate::layout::Layout::Flyway);
+    assert_eq!(
+        actions(&report),
+        [
+            ("V1__add_a", &Action::AppliedByTool),
+            ("V1_1__add_b", &Action::Completed)
+        ]
+    );
+    assert!(db.has_column("accounts", "b"));
+    // The repeatable file is left to Flyway, and zerodown says it does not write Flyway's table.
+    assert!(report.notes.iter().any(|n| n.contains("R__report.sql")));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("flyway_schema_history"))
+    );
+    assert_eq!(s.int("SELECT count(*) FROM flyway_schema_history"), Some(1));
+}
+
+#[test]
+fn flyway_history_sqlite() {
+    flyway_history(Db::Lite(TestDb::empty()));
+}
+
+#[test]
+fn flyway_history_postgres() {
+    let Some(pg) = support::pg_debian() else {
+        return;
+    };
+    flyway_history(Db::Pg(pg.fresh_database("migrate_flyway")));
+}
+
+#[test]
+fn flyway_history_mariadb() {
+    let Some(my) = support::mariadb() else { return };
+    flyway_history(Db::My(my.fresh_database("migrate_flyway")));
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //!   migration; the version is the folder name up to its first `_`, dashes taken out.
 //! - goose: `goose_db_version(id, version_id, is_applied, tstamp)`, a row per up or down, the newest
 //!   (highest id) per version saying whether it is applied; goose adds version 0 as it creates it.
+//! - Flyway: `flyway_schema_history(installed_rank, version, …, success)`: read only. Its rows carry
+//!   Flyway's own checksum of the script, which zerodown does not compute yet, so it writes none.
 //!
 //! The table shapes, names and values are the tools' own (their docs and DDL); only values are bound.
 
@@ -26,6 +28,7 @@ pub enum Tool {
     GolangMigrate,
     Diesel,
     Goose,
+    Flyway,
 }
 
 impl Tool {
@@ -35,7 +38,8 @@ impl Tool {
             Layout::GolangMigrate => Some(Tool::GolangMigrate),
             Layout::Diesel => Some(Tool::Diesel),
             Layout::Goose => Some(Tool::Goose),
-            Layout::Flyway | Layout::Plain => None,
+            Layout::Flyway => Some(Tool::Flyway),
+            Layout::Plain => None,
         }
     }
 
@@ -45,6 +49,7 @@ impl Tool {
             Tool::GolangMigrate => "schema_migrations",
             Tool::Diesel => "__diesel_schema_migrations",
             Tool::Goose => "goose_db_version",
+            Tool::Flyway => "flyway_schema_history",
         }
     }
 
@@ -54,6 +59,7 @@ impl Tool {
             Tool::GolangMigrate => "golang-migrate",
             Tool::Diesel => "Diesel",
             Tool::Goose => "goose",
+            Tool::Flyway => "Flyway",
         }
     }
 }
@@ -88,7 +94,7 @@ impl History {
     /// A version the tool failed halfway through (sqlx `success = false`, golang-migrate `dirty`).
     pub fn failed(&self, tool: Tool) -> Option<String> {
         match tool {
-            Tool::Sqlx | Tool::GolangMigrate => self
+            Tool::Sqlx | Tool::GolangMigrate | Tool::Flyway => self
                 .rows
                 .iter()
                 .find(|(_, ok)| !*ok)
@@ -121,6 +127,25 @@ impl History {
                 Some((_, true)) => Some(true),
                 _ => None,
             },
+            // Flyway compares versions part by part as numbers (`1.01` is `1.1`); the newest wins.
+            Tool::Flyway => {
+                let parts = |v: &str| -> Vec<u128> {
+                    let mut p: Vec<u128> = v
+                        .split('.')
+                        .map(|x| x.parse().unwrap_or(u128::MAX))
+                        .collect();
+                    while p.len() > 1 && p.last() == Some(&0) {
+                        p.pop();
+                    }
+                    p
+                };
+                let want = entry.version.as_deref().map(parts);
+                self.rows
+                    .iter()
+                    .rev()
+                    .find(|(v, _)| Some(parts(v)) == want)
+                    .map(|(_, ok)| *ok)
+            }
         };
         match hit {
             None => Recorded::No,
@@ -314,6 +339,11 @@ pub fn read(url: &DatabaseUrl, tool: Tool) -> Result<History> {
         Tool::GolangMigrate => ("version", "NOT dirty", ""),
         Tool::Diesel => ("version", "TRUE", ""),
         Tool::Goose => ("version_id", "is_applied", " ORDER BY id DESC"),
+        Tool::Flyway => (
+            "version",
+            "success",
+            " WHERE version IS NOT NULL ORDER BY installed_rank",
+        ),
     };
     let text = ["text", "CHAR", "TEXT"][engine(url)];
     let sql = format!(
@@ -337,8 +367,16 @@ fn engine(url: &DatabaseUrl) -> usize {
     }
 }
 
+/// Whether zerodown writes the tool's row (Flyway's is read only).
+pub fn writes(tool: Tool) -> bool {
+    tool != Tool::Flyway
+}
+
 /// Records `entry` as applied, the way the tool would; a no-op when it already is.
 pub fn record(url: &DatabaseUrl, tool: Tool, entry: &Entry, elapsed: Duration) -> Result<()> {
+    if !writes(tool) {
+        return Ok(());
+    }
     let version = entry.number().ok_or_else(|| {
         Error::Refused(format!(
             "`{}` has no numeric version for {}",
@@ -429,6 +467,7 @@ pub fn record(url: &DatabaseUrl, tool: Tool, entry: &Entry, elapsed: Duration) -
             )?;
             conn.exec(&what, &[(insert, vec![Param::Text(text)])])
         }
+        Tool::Flyway => Ok(()),
         Tool::Goose => {
             if !conn.table_exists(tool.table())? {
                 let create = [

@@ -282,7 +282,7 @@ pub fn run(
     let tool = Tool::of(layout);
     if layout == Layout::Flyway {
         report.notes.push(
-            "Flyway's flyway_schema_history is neither read nor written yet: apply this folder with zerodown or with Flyway, not both".into(),
+            "zerodown skips what flyway_schema_history records but does not write it yet: a later `flyway migrate` would run the files zerodown applied again: apply a Flyway folder with one of the two".into(),
         );
     }
     // Every file is read before anything changes.
@@ -460,6 +460,7 @@ pub fn run(
         );
         if let (Some(t), true) = (tool, applied)
             && options.point != Point::Show
+            && history::writes(t)
             && hist.recorded(t, entry) == Recorded::No
         {
             if let Err(e) = history::record(url, t, entry, Duration::from_secs_f64(spent.max(0.0)))
