@@ -228,7 +228,9 @@ fn added(m: &Migration) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The first of `open` (columns of migrations not completed, with their migration) that `m` touches.
+/// The first of `open` (columns of migrations not completed, with their migration) that `m` touches:
+/// an operation on that table naming the column, or one elsewhere naming both (a reference to it).
+/// Conservative: a string literal spelling the column's name counts too.
 fn touches<'a>(
     m: &Migration,
     open: &'a [(String, String, String)],
@@ -237,7 +239,7 @@ fn touches<'a>(
         let table = op.table().to_lowercase();
         let words = identifiers(op);
         open.iter()
-            .find(|(t, c, _)| *t == table && words.contains(c))
+            .find(|(t, c, _)| words.contains(c) && (*t == table || words.contains(t)))
     })
 }
 
@@ -507,5 +509,42 @@ fn detect_hint(url: &DatabaseUrl) -> Option<Layout> {
         (true, false) => Some(Layout::Sqlx),
         (false, true) => Some(Layout::GolangMigrate),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toml(text: &str) -> Migration {
+        Migration::from_toml("m", text, "m.toml").unwrap()
+    }
+
+    #[test]
+    fn a_migration_touches_a_column_it_names_on_its_table() {
+        let open = vec![("accounts".into(), "tier".into(), "0001_tier".into())];
+        let index = toml(
+            "[create_index]\ntable = \"accounts\"\nname = \"accounts_tier_idx\"\ncolumns = [\"tier\"]\n",
+        );
+        assert_eq!(
+            touches(&index, &open).map(|o| o.2.as_str()),
+            Some("0001_tier")
+        );
+        let derived = toml(
+            "[add_column]\ntable = \"accounts\"\ncolumn = \"rank\"\ntype = \"integer\"\nbackfill = \"CASE WHEN Tier = 'gold' THEN 1 ELSE 0 END\"\n",
+        );
+        assert!(touches(&derived, &open).is_some());
+        // Another column of the table, or a column of that name on another table: not touched.
+        let other =
+            toml("[add_column]\ntable = \"accounts\"\ncolumn = \"region\"\ntype = \"text\"\n");
+        assert!(touches(&other, &open).is_none());
+        let elsewhere =
+            toml("[add_column]\ntable = \"orders\"\ncolumn = \"tier\"\ntype = \"text\"\n");
+        assert!(touches(&elsewhere, &open).is_none());
+        // An index whose name only contains the column's name does not count.
+        let named = toml(
+            "[create_index]\ntable = \"accounts\"\nname = \"accounts_tier\"\ncolumns = [\"email\"]\n",
+        );
+        assert!(touches(&named, &open).is_none());
     }
 }
