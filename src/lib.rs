@@ -10,6 +10,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod lint;
+pub mod migrate;
 pub mod ops;
 pub mod plan;
 pub mod run;

@@ -92,6 +92,10 @@ enum Command {
     /// Folders are searched for .sql files; down.sql / *.down.sql are skipped.
     /// Exit status: 0 clean or warnings only, 1 error findings, 2 unreadable input or bad config.
     Lint(LintArgs),
+    /// Apply a folder of migrations (sqlx, Diesel, golang-migrate, goose, Flyway or plain) at a
+    /// point of the deploy pipeline: --before-deploy starts what is pending, --after-deploy completes
+    /// it; neither shows where each migration stands. Idempotent: run it on every deploy.
+    Migrate(zerodown::migrate::cli::MigrateArgs),
     /// The whole story on a temporary SQLite database under live traffic, with a verdict at the end.
     Demo {
         /// Rows in the demo table.
@@ -541,6 +545,10 @@ fn run() -> Result<()> {
             };
             let code = zerodown::lint::cli::run(&options, &mut std::io::stdout().lock());
             std::process::exit(code);
+        }
+        Command::Migrate(a) => {
+            let url = database_url(&cli)?;
+            std::process::exit(zerodown::migrate::cli::run(a, &url));
         }
         Command::Demo {
             rows,

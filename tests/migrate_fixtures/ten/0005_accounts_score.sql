@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN score integer NOT NULL DEFAULT 0;

@@ -1,0 +1,1 @@
+ALTER TABLE orders ADD COLUMN flagged boolean NOT NULL DEFAULT false;
