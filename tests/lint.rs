@@ -261,6 +261,7 @@ const ALL: &[Engine] = &Engine::ALL;
 const CASES: &[(&str, &[Engine], &str, &str, &str)] = &[
     ("add-column-volatile-default", PG, "", "ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid();", "ALTER TABLE t ADD COLUMN u int DEFAULT 0;"),
     ("add-column-volatile-default", MY, "", "ALTER TABLE t ADD COLUMN u char(36) DEFAULT (uuid());", "ALTER TABLE t ADD COLUMN u char(36) DEFAULT 'x';"),
+    ("add-column-volatile-default", &[Engine::Mariadb], "", "ALTER TABLE t ADD COLUMN u bigint DEFAULT (uuid_short());", "ALTER TABLE t ADD COLUMN r double DEFAULT (rand());"),
     ("add-column-volatile-default", SQ, "", "ALTER TABLE t ADD COLUMN c timestamp DEFAULT CURRENT_TIMESTAMP;", "ALTER TABLE t ADD COLUMN c text DEFAULT 'x';"),
     ("add-column-required", PG_SQ, "", "ALTER TABLE t ADD COLUMN c int NOT NULL;", "ALTER TABLE t ADD COLUMN c int NOT NULL DEFAULT 0;"),
     ("set-not-null", PG, "", "ALTER TABLE t ALTER COLUMN c SET NOT NULL;", "ALTER TABLE t ADD CONSTRAINT c_nn CHECK (c IS NOT NULL) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c_nn;\nALTER TABLE t ALTER COLUMN c SET NOT NULL;"),

@@ -1,7 +1,7 @@
 //! sqlparser's statement → the [`Action`]s it performs, each with its subject. Several clauses of one
 //! `ALTER TABLE` are several actions; a column's inline `REFERENCES`/`CHECK` is an action of its own.
 
-use super::{Action, Class, Default, Engine, HISTORY_TABLES, Kind, Name, Volatility};
+use super::{Action, Class, Default, Engine, HISTORY_TABLES, Kind, Name};
 use sqlparser::ast::{
     AlterColumnOperation, AlterTableAlgorithm, AlterTableLock, AlterTableOperation, ColumnDef,
     ColumnOption, Expr, FromTable, GeneratedExpressionMode, Ident, ObjectName, ObjectNamePart,
@@ -257,6 +257,7 @@ fn alter_operation(op: &AlterTableOperation, table: &Name, engine: Engine, out: 
             column_def,
             *if_not_exists,
             column_position.as_ref().map(|p| p.to_string()),
+            engine,
             out,
         ),
         AlterTableOperation::AddConstraint {
@@ -275,7 +276,7 @@ fn alter_operation(op: &AlterTableOperation, table: &Name, engine: Engine, out: 
                 AlterColumnOperation::DropNotNull => Kind::DropNotNull { column },
                 AlterColumnOperation::SetDefault { value } => Kind::SetDefault {
                     column,
-                    default: default_of(value),
+                    default: default_of(value, engine),
                 },
                 AlterColumnOperation::DropDefault => Kind::DropDefault { column },
                 AlterColumnOperation::SetDataType { data_type, .. } => Kind::ChangeColumnType {
@@ -353,6 +354,7 @@ fn add_column(
     def: &ColumnDef,
     if_not_exists: bool,
     position: Option<String>,
+    engine: Engine,
     out: &mut Vec<Action>,
 ) {
     let column = def.name.value.clone();
@@ -368,7 +370,7 @@ fn add_column(
         let constraint_name = opt.name.as_ref().map(|n| n.value.clone());
         match &opt.option {
             ColumnOption::NotNull => not_null = true,
-            ColumnOption::Default(e) => default = Some(default_of(e)),
+            ColumnOption::Default(e) => default = Some(default_of(e, engine)),
             ColumnOption::PrimaryKey(_) => primary_key = true,
             ColumnOption::Unique(_) => unique = true,
             ColumnOption::Identity(_) => serial = true,
@@ -507,68 +509,11 @@ fn constraint_kind(c: &TableConstraint, not_valid: bool, engine: Engine) -> Kind
     }
 }
 
-/// How a default's value is computed. Unknown functions count as volatile: the safe assumption.
-fn default_of(e: &Expr) -> Default {
+/// A default as written, with how the target engine computes it ([`super::volatility`]).
+fn default_of(e: &Expr, engine: Engine) -> Default {
     Default {
         sql: e.to_string(),
-        volatility: volatility(e),
-    }
-}
-
-fn volatility(e: &Expr) -> Volatility {
-    match e {
-        Expr::Value(_) | Expr::TypedString { .. } => Volatility::Constant,
-        Expr::Identifier(i) => match i.value.to_ascii_lowercase().as_str() {
-            "current_timestamp" | "current_date" | "current_time" | "localtimestamp"
-            | "localtime" => Volatility::Stable,
-            _ => Volatility::Constant,
-        },
-        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
-            volatility(expr)
-        }
-        Expr::BinaryOp { left, right, .. } => volatility(left).max(volatility(right)),
-        Expr::Array(a) => a
-            .elem
-            .iter()
-            .map(volatility)
-            .max()
-            .unwrap_or(Volatility::Constant),
-        Expr::Function(f) => {
-            let n = f.name.to_string().to_ascii_lowercase();
-            let n = n.rsplit('.').next().unwrap_or(&n).trim_matches('"');
-            match n {
-                "now"
-                | "current_timestamp"
-                | "current_date"
-                | "current_time"
-                | "localtimestamp"
-                | "localtime"
-                | "transaction_timestamp"
-                | "statement_timestamp"
-                | "curdate"
-                | "curtime"
-                | "utc_timestamp" => Volatility::Stable,
-                _ => Volatility::Volatile,
-            }
-        }
-        _ => Volatility::Volatile,
-    }
-}
-
-impl PartialOrd for Volatility {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Volatility {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let rank = |v: &Volatility| match v {
-            Volatility::Constant => 0,
-            Volatility::Stable => 1,
-            Volatility::Volatile => 2,
-        };
-        rank(self).cmp(&rank(other))
+        volatility: super::volatility::of(e, engine),
     }
 }
 

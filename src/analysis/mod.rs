@@ -14,6 +14,7 @@ mod facts_sqlite;
 mod keywords;
 pub mod operations;
 mod split;
+pub mod volatility;
 
 use std::fmt;
 
