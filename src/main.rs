@@ -87,8 +87,9 @@ enum Command {
         tuning: Tuning,
     },
     /// Check migration files for statements that lock, rewrite or break running code, and say what
-    /// to write instead (or that `zerodown start` runs it safely). Offline: no database is read
-    /// (online mode, sharpening verdicts with table sizes from DATABASE_URL, is not built yet).
+    /// to write instead (or that `zerodown start` runs it safely). Offline unless --database-url or
+    /// DATABASE_URL names a database: then, read-only, its version, table sizes, columns, indexes
+    /// and constraints sharpen the verdicts (--offline ignores the URL).
     /// Folders are searched for .sql files; down.sql / *.down.sql are skipped.
     /// Exit status: 0 clean or warnings only, 1 error findings, 2 unreadable input or bad config.
     Lint(LintArgs),
@@ -146,6 +147,9 @@ struct LintArgs {
     /// each rule's explanation and fix too.
     #[arg(long)]
     list_rules: bool,
+    /// Do not read the database even when --database-url or DATABASE_URL is set.
+    #[arg(long)]
+    offline: bool,
 }
 
 #[derive(Args)]
@@ -542,6 +546,7 @@ fn run() -> Result<()> {
                 assume_in_transaction: a.assume_in_transaction,
                 list_rules: a.list_rules,
                 explain: a.explain,
+                url: cli.database_url.clone().filter(|_| !a.offline),
             };
             let code = zerodown::lint::cli::run(&options, &mut std::io::stdout().lock());
             std::process::exit(code);

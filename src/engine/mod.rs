@@ -5,6 +5,7 @@
 pub mod ansi;
 pub mod dialect;
 pub(crate) mod driver_session;
+pub mod lint_catalog;
 pub(crate) mod lock_guard;
 pub mod mysql;
 pub mod postgres;

@@ -2,7 +2,7 @@
 //! lints, prints, and says the exit status (0 clean or warnings only, 1 error findings, 2 input
 //! errors: an unreadable file or statement, or a bad configuration).
 
-use super::{Config, Finding, RULES, lint_texts, output};
+use super::{Config, Finding, RULES, lint_texts_online, online, output};
 use crate::analysis::{Engine, Version};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ pub struct Options {
     pub list_rules: bool,
     /// Also list every statement with what it locks, who waits and its cost.
     pub explain: bool,
+    /// A database to read (read-only) for table sizes, columns, indexes and the server version.
+    pub url: Option<String>,
 }
 
 pub const EXIT_CLEAN: i32 = 0;
@@ -98,17 +100,33 @@ fn run_inner(o: &Options, out: &mut dyn Write) -> Result<i32, String> {
             Err(e) => input_errors.push(format!("{}: cannot read it: {e}", f.display())),
         }
     }
-    let report = lint_texts(
+    let mut live = match &o.url {
+        Some(url) => {
+            let live = online::Live::connect(url)
+                .map_err(|e| format!("cannot read the database for an online lint: {e}"))?;
+            config.engine = Some(live.engine);
+            config.version = Some(live.version);
+            Some(live)
+        }
+        None => None,
+    };
+    let server = live.as_ref().map(|l| l.server.clone());
+    let report = lint_texts_online(
         texts.iter().map(|(p, t)| (p.as_str(), t.as_str())),
         &config,
         o.explain,
+        live.as_mut(),
     );
     let findings = report.findings;
     input_errors.extend(report.input_errors);
     let statements = &report.statements;
     let report = match o.format.as_str() {
         "" | "text" => {
-            output::explained(statements) + &output::text(&findings, &input_errors, texts.len())
+            let head = server
+                .map(|s| format!("online: {s}, read-only\n"))
+                .unwrap_or_default();
+            head + &output::explained(statements)
+                + &output::text(&findings, &input_errors, texts.len())
         }
         "json" => output::json(&findings, &input_errors, statements, texts.len()),
         "github" => output::github(&findings, &input_errors),

@@ -9,7 +9,7 @@
 //! exclude = ["**/down.sql", "db/migrations/0001_initial.sql"]
 //!
 //! [rules]
-//! drop-column = "warning"      # error | warning | off
+//! drop-column = "warning"      # error | warning | note | off
 //! missing-statement-timeout = "off"
 //! ```
 //!
@@ -84,8 +84,13 @@ impl Config {
             let sev = match level.as_str() {
                 "error" => Some(Severity::Error),
                 "warning" | "warn" => Some(Severity::Warning),
+                "note" => Some(Severity::Note),
                 "off" => None,
-                other => return Err(format!("rule {id}: {other:?} is not error, warning or off")),
+                other => {
+                    return Err(format!(
+                        "rule {id}: {other:?} is not error, warning, note or off"
+                    ));
+                }
             };
             rules.insert(id, sev);
         }

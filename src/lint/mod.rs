@@ -8,6 +8,7 @@
 mod checks;
 pub mod cli;
 pub mod config;
+pub mod online;
 pub mod output;
 pub mod rules;
 
@@ -18,12 +19,14 @@ pub use config::Config;
 pub use rules::{RULES, Rule};
 use std::collections::{HashMap, HashSet};
 
-/// How much a finding matters; `error` findings make `zerodown lint` exit 1.
+/// How much a finding matters; `error` findings make `zerodown lint` exit 1. `note` is what an
+/// online lint makes of a finding the live table makes harmless (empty or small).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    Note,
     Warning,
     Error,
 }
@@ -31,6 +34,7 @@ pub enum Severity {
 impl Severity {
     pub fn name(self) -> &'static str {
         match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         }
@@ -114,14 +118,33 @@ impl Ctx {
 
 /// Lints one file that [`analysis::read`] has read.
 pub fn lint_file(file: &File, config: &Config) -> Vec<Finding> {
+    lint_file_online(file, config, None)
+}
+
+/// Lints one file; with a live database, its catalog sharpens the findings ([`online`]).
+pub fn lint_file_online(
+    file: &File,
+    config: &Config,
+    mut live: Option<&mut online::Live>,
+) -> Vec<Finding> {
     let mut ctx = Ctx {
         engine: Some(file.engine),
-        version: config.version,
+        version: live.as_ref().map(|l| l.version).or(config.version),
         assume_in_transaction: config.assume_in_transaction,
         ..Ctx::default()
     };
+    let mut intro = online::Introduced::default();
+    let unknown = rules::by_id("unknown-object").expect("rule exists");
     let mut out = Vec::new();
     for s in &file.statements {
+        if let Some(live) = live.as_deref_mut()
+            && let Some(sev) = config.severity(unknown)
+            && !ignored(file, s, unknown.id)
+        {
+            for msg in online::unknown_objects(&ctx, s, &intro, live) {
+                out.push(finding(file, s, unknown, sev, msg, None, &ctx));
+            }
+        }
         for rule in RULES.iter() {
             let Some(severity) = config.severity(rule) else {
                 continue;
@@ -138,10 +161,15 @@ pub fn lint_file(file: &File, config: &Config) -> Vec<Finding> {
                 rules::Check::Statement(f) => f(&ctx, s).map(|m| (m, None)).into_iter().collect(),
             };
             for (message, action) in hits {
-                out.push(finding(file, s, rule, severity, message, action, &ctx));
+                let mut f = finding(file, s, rule, severity, message, action, &ctx);
+                if let Some(live) = live.as_deref_mut() {
+                    online::sharpen(&mut f, &ctx, action, live);
+                }
+                out.push(f);
             }
         }
         checks::note_timeouts_reported(&mut ctx, &out, file);
+        intro.advance(s);
         advance(&mut ctx, s);
     }
     if ctx.in_transaction
@@ -360,7 +388,21 @@ pub fn lint_texts<'a>(
     config: &Config,
     with_statements: bool,
 ) -> Report {
-    let engine = config.engine.unwrap_or(Engine::Postgres);
+    lint_texts_online(inputs, config, with_statements, None)
+}
+
+/// [`lint_texts`] against a live database: its engine and version replace the configured ones.
+pub fn lint_texts_online<'a>(
+    inputs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    config: &Config,
+    with_statements: bool,
+    mut live: Option<&mut online::Live>,
+) -> Report {
+    let engine = live
+        .as_ref()
+        .map(|l| l.engine)
+        .or(config.engine)
+        .unwrap_or(Engine::Postgres);
     let mut report = Report::default();
     for (path, text) in inputs {
         if config.ignores_file(path) {
@@ -368,10 +410,15 @@ pub fn lint_texts<'a>(
         }
         let file = analysis::read(path, text, engine);
         report.input_errors.extend(file.errors());
-        report.findings.extend(lint_file(&file, config));
+        report
+            .findings
+            .extend(lint_file_online(&file, config, live.as_deref_mut()));
         if with_statements {
             report.statements.extend(explain(&file, config));
         }
+    }
+    if let Some(live) = live {
+        report.input_errors.append(&mut live.errors);
     }
     report
 }

@@ -4,13 +4,18 @@
 use super::{Explained, Finding, RULES, Severity};
 use std::fmt::Write;
 
-/// Counts for the summary line and the exit status.
+/// Counts for the summary line and the exit status: (errors, warnings).
 pub fn counts(findings: &[Finding]) -> (usize, usize) {
-    let errors = findings
+    let n = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    (n(Severity::Error), n(Severity::Warning))
+}
+
+/// Notes: findings an online lint found harmless on the live tables.
+pub fn notes(findings: &[Finding]) -> usize {
+    findings
         .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    (errors, findings.len() - errors)
+        .filter(|f| f.severity == Severity::Note)
+        .count()
 }
 
 pub fn text(findings: &[Finding], input_errors: &[String], files: usize) -> String {
@@ -54,9 +59,13 @@ pub fn text(findings: &[Finding], input_errors: &[String], files: usize) -> Stri
         }
     }
     let (errors, warnings) = counts(findings);
+    let notes = match notes(findings) {
+        0 => String::new(),
+        n => format!(", {n} note(s)"),
+    };
     let _ = writeln!(
         out,
-        "{errors} error(s), {warnings} warning(s), {} unreadable statement(s) in {files} file(s)",
+        "{errors} error(s), {warnings} warning(s){notes}, {} unreadable statement(s) in {files} file(s)",
         input_errors.len()
     );
     out
@@ -104,7 +113,7 @@ pub fn json(
         "findings": findings,
         "input_errors": input_errors,
         "summary": {"files": files, "errors": errors, "warnings": warnings,
-                    "input_errors": input_errors.len()},
+                    "notes": notes(findings), "input_errors": input_errors.len()},
     });
     if !statements.is_empty() {
         v["statements"] = serde_json::json!(statements);
@@ -130,6 +139,7 @@ pub fn github(findings: &[Finding], input_errors: &[String]) -> String {
         let level = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "notice",
         };
         let _ = writeln!(
             out,

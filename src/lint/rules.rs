@@ -469,4 +469,18 @@ pub static RULES: &[Rule] = &[
         zerodown: true,
         check: A(c::whole_table_write),
     },
+    Rule {
+        id: "unknown-object",
+        squawk: &[],
+        engines: ALL,
+        severity: E,
+        explanation: "Online only (with a database URL): the statement names a table or column \
+            that the database does not have and that the file has not created, or adds a column \
+            that is already there. The statement fails when it runs, and in a file run as one \
+            transaction every change before it is rolled back.",
+        fix: "Check the name against the schema (a typo, a missing earlier migration, or the wrong \
+            database in the URL).",
+        zerodown: false,
+        check: S(c::never),
+    },
 ];

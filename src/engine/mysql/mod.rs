@@ -20,6 +20,7 @@ mod error;
 pub(crate) mod facts;
 mod guard;
 mod my_table;
+mod lint_catalog;
 mod mysql8;
 mod probe;
 mod reconnect;

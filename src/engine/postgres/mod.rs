@@ -16,6 +16,7 @@ mod driver;
 mod error;
 pub(crate) mod facts;
 mod guard;
+mod lint_catalog;
 mod probe;
 mod replicas;
 pub mod rules;

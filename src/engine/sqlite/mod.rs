@@ -14,6 +14,7 @@ mod ddl;
 mod dialect;
 pub(crate) mod facts;
 mod guard;
+mod lint_catalog;
 mod rules;
 mod schema_edit;
 mod session;
