@@ -571,3 +571,97 @@ fn docs_lint_md_lists_every_rule() {
         );
     }
 }
+
+/// A 1,000-statement migration folder as an ORM would grow it: 100 files of 10 statements each.
+fn thousand_statement_folder(dir: &Path) {
+    for f in 0..100 {
+        let mut sql = String::from("SET lock_timeout = '1s';\nSET statement_timeout = '5s';\n");
+        for i in 0..4 {
+            let t = format!("t{}", (f * 4 + i) % 37);
+            sql.push_str(&format!(
+                "ALTER TABLE {t} ADD COLUMN c{f}_{i} bigint;\nCREATE INDEX ix_{f}_{i} ON {t} (c{f}_{i});\n"
+            ));
+        }
+        std::fs::write(dir.join(format!("{f:04}_step.sql")), sql).unwrap();
+    }
+}
+
+/// Offline lint of a 1,000-statement folder reads every statement and reports the 400 plain index
+/// builds, through the command line. It measures work, not time: the time it took is printed
+/// (`cargo test --release --test lint -- thousand --nocapture`; docs/lint.md records the figure).
+#[test]
+fn a_thousand_statement_folder_is_linted_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    thousand_statement_folder(dir.path());
+    let started = std::time::Instant::now();
+    let (code, out) = zerodown(
+        &["lint", "--engine", "postgres", "--format", "json", "."],
+        dir.path(),
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["files"], 100);
+    let findings = v["findings"].as_array().unwrap();
+    let builds = findings
+        .iter()
+        .filter(|f| f["rule"] == "create-index-blocking")
+        .count();
+    assert_eq!(builds, 400);
+    assert_eq!(findings.len(), 400, "only the index builds: {out}");
+    eprintln!(
+        "1,000 statements in 100 files: {} ms (the whole process)",
+        took.as_millis()
+    );
+}
+
+/// A malformed file — bytes that are not UTF-8, or a quote never closed — is an input error at its
+/// line and column (exit 2), and the files beside it are still linted.
+#[test]
+fn a_malformed_file_is_located_and_the_others_are_still_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("1_binary.sql"),
+        b"ALTER TABLE t ADD COLUMN a int;\nSELECT '\xff\xfe';\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("2_unclosed.sql"),
+        "ALTER TABLE t ADD COLUMN a int;\nSELECT 'never closed;\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("3_good.sql"), "ALTER TABLE t DROP COLUMN c;\n").unwrap();
+    let (code, out) = zerodown(
+        &["lint", "--engine", "postgres", "--format", "json", "."],
+        d,
+    );
+    assert_eq!(code, 2, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let errors: Vec<&str> = v["input_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("./1_binary.sql:2:9: not UTF-8")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with("./2_unclosed.sql:2:")),
+        "{errors:?}"
+    );
+    let found: Vec<(&str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["file"].as_str().unwrap(), f["rule"].as_str().unwrap()))
+        .collect();
+    assert!(
+        found.contains(&("./3_good.sql", "drop-column")),
+        "{found:?}"
+    );
+}

@@ -95,8 +95,19 @@ fn run_inner(o: &Options, out: &mut dyn Write) -> Result<i32, String> {
     }
     let mut texts = Vec::new();
     for f in &files {
-        match std::fs::read_to_string(f) {
-            Ok(t) => texts.push((f.display().to_string(), t)),
+        match std::fs::read(f).map(String::from_utf8) {
+            Ok(Ok(t)) => texts.push((f.display().to_string(), t)),
+            Ok(Err(e)) => {
+                // Located at the first byte that is not UTF-8.
+                let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+                let start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let column = String::from_utf8_lossy(&good[start..]).chars().count() + 1;
+                input_errors.push(format!(
+                    "{}:{line}:{column}: not UTF-8 text; save the file as UTF-8",
+                    f.display()
+                ));
+            }
             Err(e) => input_errors.push(format!("{}: cannot read it: {e}", f.display())),
         }
     }

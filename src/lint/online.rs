@@ -199,7 +199,7 @@ pub fn sharpen(f: &mut Finding, ctx: &Ctx, action: Option<&Action>, live: &mut L
                 facts::Cost::Fails => "the statement fails on it".to_string(),
                 _ => match b {
                     Some(b) => format!(
-                        "{} for about {} ({} at a rough {} MB/s)",
+                        "{} for {} ({} at a rough {} MB/s)",
                         fact.lock,
                         duration(b as f64 / BYTES_PER_SECOND),
                         fact.cost.describe(),
@@ -236,13 +236,13 @@ fn describe_size(t: &LintTable) -> String {
 
 fn duration(secs: f64) -> String {
     if secs < 1.0 {
-        "a second".to_string()
+        "under a second".to_string()
     } else if secs < 120.0 {
-        format!("{secs:.0} s")
+        format!("about {secs:.0} s")
     } else if secs < 7200.0 {
-        format!("{:.0} min", secs / 60.0)
+        format!("about {:.0} min", secs / 60.0)
     } else {
-        format!("{:.1} h", secs / 3600.0)
+        format!("about {:.1} h", secs / 3600.0)
     }
 }
 
