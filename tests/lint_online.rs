@@ -151,6 +151,24 @@ ALTER TABLE big ALTER COLUMN v SET NOT NULL;
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with("online: PostgreSQL 15"), "{text}");
     assert!(text.contains("note[create-index-blocking]"), "{text}");
+    let mut out = Vec::new();
+    lint::cli::run(
+        &lint::cli::Options {
+            paths: vec![dir.path().join("m.sql")],
+            format: "json".into(),
+            url: Some(db.url().to_string()),
+            ..Default::default()
+        },
+        &mut out,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(
+        v["online"]["server"]
+            .as_str()
+            .unwrap()
+            .starts_with("PostgreSQL 15")
+    );
+    assert!(v["summary"]["notes"].as_u64().unwrap() >= 3, "{v}");
     assert_eq!(pg_fingerprint(&mut c), before);
 }
 

@@ -134,12 +134,19 @@ fn run_inner(o: &Options, out: &mut dyn Write) -> Result<i32, String> {
     let report = match o.format.as_str() {
         "" | "text" => {
             let head = server
+                .as_ref()
                 .map(|s| format!("online: {s}, read-only\n"))
                 .unwrap_or_default();
             head + &output::explained(statements)
                 + &output::text(&findings, &input_errors, texts.len())
         }
-        "json" => output::json(&findings, &input_errors, statements, texts.len()),
+        "json" => output::json(
+            &findings,
+            &input_errors,
+            statements,
+            texts.len(),
+            server.as_deref(),
+        ),
         "github" => output::github(&findings, &input_errors),
         "sarif" => output::sarif(&findings),
         other => return Err(format!("--format {other}: use text, json, github or sarif")),

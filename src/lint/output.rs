@@ -102,11 +102,13 @@ pub fn explained(statements: &[Explained]) -> String {
     out
 }
 
+/// `server`: the database an online lint read ("PostgreSQL 15.8"), reported as `online`.
 pub fn json(
     findings: &[Finding],
     input_errors: &[String],
     statements: &[Explained],
     files: usize,
+    server: Option<&str>,
 ) -> String {
     let (errors, warnings) = counts(findings);
     let mut v = serde_json::json!({
@@ -117,6 +119,9 @@ pub fn json(
     });
     if !statements.is_empty() {
         v["statements"] = serde_json::json!(statements);
+    }
+    if let Some(server) = server {
+        v["online"] = serde_json::json!({"server": server, "read_only": true});
     }
     serde_json::to_string_pretty(&v).expect("findings serialize")
 }
