@@ -42,6 +42,9 @@ ALTER TABLE small DROP COLUMN nope;
 CREATE TABLE fresh (id int);
 CREATE INDEX ix_fresh ON fresh (id);
 ALTER TABLE small ADD COLUMN v int;
+CREATE INDEX ix_small_v ON small (v);
+CREATE INDEX IF NOT EXISTS ix_small_v ON small (v);
+CREATE INDEX ix_nocol ON small (nocol);
 ";
 
 fn check_common(findings: &[Finding], big_rule_line2: bool) {
@@ -64,7 +67,18 @@ fn check_common(findings: &[Finding], big_rule_line2: bool) {
     );
     let exists = at(findings, 9, "unknown-object");
     assert!(exists.message.contains("already"), "{}", exists.message);
-    for line in [1, 2, 3, 4, 7, 8] {
+    let ix = at(findings, 10, "unknown-object");
+    assert!(
+        ix.message.contains("index `ix_small_v` is already"),
+        "{}",
+        ix.message
+    );
+    assert!(
+        at(findings, 12, "unknown-object")
+            .message
+            .contains("`small.nocol`")
+    );
+    for line in [1, 2, 3, 4, 7, 8, 11] {
         none_at(findings, line, "unknown-object");
     }
     none_at(findings, 8, "create-index-blocking");
@@ -81,6 +95,7 @@ fn postgres_online_lint_reads_sizes_and_names_read_only() {
         "CREATE TABLE small (id int PRIMARY KEY, v int, nn int NOT NULL DEFAULT 0, ck int,
                              CONSTRAINT ck_nn CHECK (ck IS NOT NULL));
          INSERT INTO small SELECT g, g, g, g FROM generate_series(1, 5) g;
+         CREATE INDEX ix_small_v ON small (v);
          CREATE TABLE empty (id int PRIMARY KEY);
          CREATE TABLE big (id int PRIMARY KEY, v int, pad text);
          INSERT INTO big SELECT g, g, repeat('x', 200) FROM generate_series(1, 120000) g;
@@ -99,6 +114,9 @@ ALTER TABLE big ALTER COLUMN v SET NOT NULL;
     assert_eq!(live.engine, zerodown::analysis::Engine::Postgres);
     assert_eq!(live.version.0, server.major());
     check_common(&findings, true);
+    let again = at(&findings, 11, "create-index-blocking");
+    assert_eq!(again.severity, Severity::Note);
+    assert!(again.message.contains("already there"), "{}", again.message);
     let empty = at(&findings, 3, "add-column-required");
     assert_eq!(empty.severity, Severity::Note, "{empty:#?}");
     assert!(empty.message.contains("empty"), "{}", empty.message);
@@ -111,17 +129,17 @@ ALTER TABLE big ALTER COLUMN v SET NOT NULL;
         "the server's version, not --version's default: {fact}"
     );
     assert!(
-        at(&findings, 10, "set-not-null")
+        at(&findings, 13, "set-not-null")
             .message
             .contains("already NOT NULL")
     );
-    assert_eq!(at(&findings, 11, "set-not-null").severity, Severity::Note);
+    assert_eq!(at(&findings, 14, "set-not-null").severity, Severity::Note);
     assert!(
-        at(&findings, 11, "set-not-null")
+        at(&findings, 14, "set-not-null")
             .message
             .contains("validated CHECK")
     );
-    assert_eq!(at(&findings, 12, "set-not-null").severity, Severity::Error);
+    assert_eq!(at(&findings, 15, "set-not-null").severity, Severity::Error);
 
     // The session lint reads through is read-only: the server says so, and a write on it fails.
     let mut pg = zerodown::engine::postgres::Postgres::open_read_only(db.url()).unwrap();
@@ -198,6 +216,7 @@ fn mariadb_online_lint_reads_sizes_and_names_read_only() {
     c.query_drop(
         "CREATE TABLE small (id int PRIMARY KEY, v int) ENGINE=InnoDB;
          INSERT INTO small SELECT seq, seq FROM seq_1_to_5;
+         CREATE INDEX ix_small_v ON small (v);
          CREATE TABLE empty (id int PRIMARY KEY) ENGINE=InnoDB;
          CREATE TABLE big (id int PRIMARY KEY, v int, pad varchar(255)) ENGINE=InnoDB;
          INSERT INTO big SELECT seq, seq, repeat('x', 200) FROM seq_1_to_120000;
@@ -215,14 +234,14 @@ ALTER TABLE big ADD COLUMN r double DEFAULT (rand());
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(live.engine, zerodown::analysis::Engine::Mariadb);
     check_common(&findings, false);
-    let big = at(&findings, 10, "add-column-volatile-default");
+    let big = at(&findings, 13, "add-column-volatile-default");
     assert_eq!(big.severity, Severity::Error, "{big:#?}");
     assert!(big.message.contains("ALGORITHM=COPY"), "{}", big.message);
     assert_eq!(
-        at(&findings, 11, "add-column-volatile-default").severity,
+        at(&findings, 14, "add-column-volatile-default").severity,
         Severity::Note
     );
-    none_at(&findings, 12, "add-column-volatile-default");
+    none_at(&findings, 15, "add-column-volatile-default");
     let fact = big.engine_fact.as_deref().unwrap_or_default();
     assert!(
         fact.starts_with("mariadb 10.") || fact.starts_with("mariadb 11."),
@@ -277,6 +296,7 @@ fn sqlite_online_lint_counts_rows_and_never_writes() {
     c.execute_batch(
         "CREATE TABLE small (id INTEGER PRIMARY KEY, v int);
          INSERT INTO small (v) VALUES (1), (2), (3);
+         CREATE INDEX ix_small_v ON small (v);
          CREATE TABLE empty (id INTEGER PRIMARY KEY);
          CREATE TABLE big (id INTEGER PRIMARY KEY, v int);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
@@ -299,7 +319,7 @@ fn sqlite_online_lint_counts_rows_and_never_writes() {
     assert_eq!(big.severity, Severity::Error, "{big:#?}");
     assert!(big.message.contains("~30k rows"), "{}", big.message);
     assert_eq!(
-        at(&findings, 10, "add-column-volatile-default").severity,
+        at(&findings, 13, "add-column-volatile-default").severity,
         Severity::Note
     );
 

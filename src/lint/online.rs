@@ -169,6 +169,15 @@ pub fn sharpen(f: &mut Finding, ctx: &Ctx, action: Option<&Action>, live: &mut L
             return;
         }
     }
+    if let Kind::CreateIndex { name: Some(ix), .. } = &a.kind
+        && t.indexes.iter().any(|i| i.eq_ignore_ascii_case(ix))
+    {
+        note(
+            f,
+            format!("{server}: index `{ix}` is already there (a no-op with IF NOT EXISTS)"),
+        );
+        return;
+    }
     let Some(fact) = ctx.fact(a) else { return };
     if !matches!(
         fact.cost,
@@ -257,7 +266,9 @@ pub fn unknown_objects(
     if s.bookkeeping.is_some() {
         return Vec::new();
     }
-    let if_exists = s.text.to_ascii_lowercase().contains("if exists");
+    let lower = s.text.to_ascii_lowercase();
+    let if_exists = lower.contains("if exists");
+    let if_not_exists = lower.contains("if not exists");
     let server = live.server.clone();
     let mut out = Vec::new();
     for a in s.actions() {
@@ -294,6 +305,21 @@ pub fn unknown_objects(
             | Kind::DropColumn { column, .. } => need(column),
             Kind::AddForeignKey { columns, .. } | Kind::AddUnique { columns, .. } => {
                 columns.iter().for_each(|c| need(c))
+            }
+            Kind::CreateIndex { name, columns, .. } => {
+                // Plain column names only: an expression's columns are not read out of it.
+                columns
+                    .iter()
+                    .filter(|c| c.chars().all(|ch| ch.is_alphanumeric() || ch == '_'))
+                    .for_each(|c| need(c));
+                if let Some(ix) = name
+                    && !if_not_exists
+                    && table.indexes.iter().any(|i| i.eq_ignore_ascii_case(ix))
+                {
+                    out.push(format!(
+                        "index `{ix}` is already on `{t}` on {server}: the statement fails"
+                    ));
+                }
             }
             Kind::AddColumn {
                 column,
