@@ -165,3 +165,17 @@ pub fn lookup(action: &Action, engine: Engine, version: Version) -> Option<&'sta
             && f.until.is_none_or(|u| version < u)
     })
 }
+
+/// Checks that `tests/<file>.rs::<function>` names a function that exists under `root` (the crate's
+/// directory): the one check behind every "each fact names its proving test" test.
+pub fn named_test_exists(root: &std::path::Path, proof: &str) -> Result<(), String> {
+    let (file, function) = proof
+        .split_once("::")
+        .ok_or_else(|| format!("{proof}: write it as tests/<file>.rs::<function>"))?;
+    let text = std::fs::read_to_string(root.join(file)).map_err(|e| format!("{proof}: {e}"))?;
+    if text.contains(&format!("fn {function}(")) {
+        Ok(())
+    } else {
+        Err(format!("{proof}: no function `{function}` in {file}"))
+    }
+}
