@@ -107,6 +107,8 @@ fn postgres_online_lint_reads_sizes_and_names_read_only() {
         "{FILE}ALTER TABLE small ALTER COLUMN nn SET NOT NULL;
 ALTER TABLE small ALTER COLUMN ck SET NOT NULL;
 ALTER TABLE big ALTER COLUMN v SET NOT NULL;
+ALTER TABLE empty ADD CONSTRAINT ck_e CHECK (id > 0);
+ALTER TABLE big ADD CONSTRAINT ck_b CHECK (id > 0);
 "
     );
     let (findings, errors, live) = lint_online(db.url(), &file);
@@ -140,6 +142,8 @@ ALTER TABLE big ALTER COLUMN v SET NOT NULL;
             .contains("validated CHECK")
     );
     assert_eq!(at(&findings, 15, "set-not-null").severity, Severity::Error);
+    assert_eq!(at(&findings, 16, "add-check").severity, Severity::Note);
+    assert_eq!(at(&findings, 17, "add-check").severity, Severity::Error);
 
     // The session lint reads through is read-only: the server says so, and a write on it fails.
     let mut pg = zerodown::engine::postgres::Postgres::open_read_only(db.url()).unwrap();
@@ -228,6 +232,8 @@ fn mariadb_online_lint_reads_sizes_and_names_read_only() {
         "{FILE}ALTER TABLE big ADD COLUMN u char(36) DEFAULT (uuid());
 ALTER TABLE empty ADD COLUMN u char(36) DEFAULT (uuid());
 ALTER TABLE big ADD COLUMN r double DEFAULT (rand());
+ALTER TABLE empty ADD CONSTRAINT fk_e FOREIGN KEY (id) REFERENCES small (id);
+ALTER TABLE big ADD CONSTRAINT fk_b FOREIGN KEY (id) REFERENCES small (id);
 "
     );
     let (findings, errors, live) = lint_online(db.url(), &file);
@@ -242,6 +248,8 @@ ALTER TABLE big ADD COLUMN r double DEFAULT (rand());
         Severity::Note
     );
     none_at(&findings, 15, "add-column-volatile-default");
+    assert_eq!(at(&findings, 16, "add-foreign-key").severity, Severity::Note);
+    assert_eq!(at(&findings, 17, "add-foreign-key").severity, Severity::Error);
     let fact = big.engine_fact.as_deref().unwrap_or_default();
     assert!(
         fact.starts_with("mariadb 10.") || fact.starts_with("mariadb 11."),
