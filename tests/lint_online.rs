@@ -248,8 +248,14 @@ ALTER TABLE big ADD CONSTRAINT fk_b FOREIGN KEY (id) REFERENCES small (id);
         Severity::Note
     );
     none_at(&findings, 15, "add-column-volatile-default");
-    assert_eq!(at(&findings, 16, "add-foreign-key").severity, Severity::Note);
-    assert_eq!(at(&findings, 17, "add-foreign-key").severity, Severity::Error);
+    assert_eq!(
+        at(&findings, 16, "add-foreign-key").severity,
+        Severity::Note
+    );
+    assert_eq!(
+        at(&findings, 17, "add-foreign-key").severity,
+        Severity::Error
+    );
     let fact = big.engine_fact.as_deref().unwrap_or_default();
     assert!(
         fact.starts_with("mariadb 10.") || fact.starts_with("mariadb 11."),
@@ -344,4 +350,39 @@ fn sqlite_online_lint_counts_rows_and_never_writes() {
     );
     drop(db);
     assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+}
+
+/// Pending migrations span files: a table or column an earlier file of the run creates is not
+/// reported as unknown in a later one (files are linted in path order, as the tools run them).
+#[test]
+fn names_created_by_an_earlier_file_of_the_run_are_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+        .unwrap();
+    let mut live = Live::connect(&format!("sqlite://{}", path.display())).unwrap();
+    let report = lint::lint_texts_online(
+        [
+            (
+                "0001.sql",
+                "CREATE TABLE later (id int);\nALTER TABLE t ADD COLUMN c int;\n",
+            ),
+            (
+                "0002.sql",
+                "CREATE INDEX ix ON later (id);\nCREATE INDEX ix_c ON t (c);\nALTER TABLE gone ADD COLUMN d int;\n",
+            ),
+        ],
+        &Config::default(),
+        false,
+        Some(&mut live),
+    );
+    let unknown: Vec<(&str, usize)> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "unknown-object")
+        .map(|f| (f.file.as_str(), f.line))
+        .collect();
+    assert_eq!(unknown, [("0002.sql", 3)], "{:#?}", report.findings);
 }

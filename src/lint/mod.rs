@@ -3,7 +3,8 @@
 //! Files are read by [`crate::analysis`] (the same reader and classification as the ORM input of
 //! issue #14); each statement is checked against the rule table ([`rules`], data), with what the
 //! file has set so far ([`Ctx`]: timeouts, the open transaction, constraints validated, columns
-//! added). A finding carries the engine fact behind it from [`crate::analysis::facts`].
+//! added). A finding carries the engine fact behind it from [`crate::analysis::facts`]. With a
+//! database URL, [`online`] reads the live catalog read-only and sharpens the findings.
 
 mod checks;
 pub mod cli;
@@ -133,7 +134,6 @@ pub fn lint_file_online(
         assume_in_transaction: config.assume_in_transaction,
         ..Ctx::default()
     };
-    let mut intro = online::Introduced::default();
     let unknown = rules::by_id("unknown-object").expect("rule exists");
     let mut out = Vec::new();
     for s in &file.statements {
@@ -141,7 +141,7 @@ pub fn lint_file_online(
             && let Some(sev) = config.severity(unknown)
             && !ignored(file, s, unknown.id)
         {
-            for msg in online::unknown_objects(&ctx, s, &intro, live) {
+            for msg in online::unknown_objects(&ctx, s, live) {
                 out.push(finding(file, s, unknown, sev, msg, None, &ctx));
             }
         }
@@ -169,7 +169,9 @@ pub fn lint_file_online(
             }
         }
         checks::note_timeouts_reported(&mut ctx, &out, file);
-        intro.advance(s);
+        if let Some(live) = live.as_deref_mut() {
+            live.introduced.advance(s);
+        }
         advance(&mut ctx, s);
     }
     if ctx.in_transaction

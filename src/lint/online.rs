@@ -31,6 +31,8 @@ pub struct Live {
     /// "PostgreSQL 15.8", as the server reports it.
     pub server: String,
     tables: HashMap<(Option<String>, String), Option<LintTable>>,
+    /// What the files linted so far (in path order, as migration tools run them) created.
+    pub introduced: Introduced,
     /// Catalog reads that failed (reported as input errors).
     pub errors: Vec<String>,
 }
@@ -58,6 +60,7 @@ impl Live {
             version,
             server,
             tables: HashMap::new(),
+            introduced: Introduced::default(),
             errors: Vec::new(),
         })
     }
@@ -87,8 +90,9 @@ impl Live {
     }
 }
 
-/// What the file has brought into being before the statement: tables it created or renamed to,
-/// columns it added or renamed to. Kept beside [`Ctx`] for the online checks only.
+/// What the files of this run have brought into being before the statement: tables created or
+/// renamed to, columns added or renamed to — not yet on the server when the files are the pending
+/// migrations. Kept beside [`Ctx`] (which is per file) for the online checks only.
 #[derive(Default)]
 pub struct Introduced {
     tables: HashSet<String>,
@@ -257,15 +261,17 @@ fn duration(secs: f64) -> String {
 
 /// The tables and columns a statement names that the server does not have (nor the file made):
 /// each as a message of the `unknown-object` rule.
-pub fn unknown_objects(
-    ctx: &Ctx,
-    s: &Statement,
-    intro: &Introduced,
-    live: &mut Live,
-) -> Vec<String> {
+pub fn unknown_objects(ctx: &Ctx, s: &Statement, live: &mut Live) -> Vec<String> {
     if s.bookkeeping.is_some() {
         return Vec::new();
     }
+    let intro = std::mem::take(&mut live.introduced);
+    let out = unknown_in(ctx, s, &intro, live);
+    live.introduced = intro;
+    out
+}
+
+fn unknown_in(ctx: &Ctx, s: &Statement, intro: &Introduced, live: &mut Live) -> Vec<String> {
     let lower = s.text.to_ascii_lowercase();
     let if_exists = lower.contains("if exists");
     let if_not_exists = lower.contains("if not exists");
