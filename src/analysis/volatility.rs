@@ -4,9 +4,9 @@
 //!
 //! The engines differ. PostgreSQL evaluates `random()` per row (a rewrite), while MariaDB
 //! evaluates `rand()` once and adds the column instantly; MariaDB copies the table for `uuid()`,
-//! `sysdate()` and `utc_timestamp()`. tests/analysis.rs::mariadb_defaults_are_classified_as_the_server_adds_them
-//! checks the MariaDB lists below against the real server. A function not known counts as per row:
-//! the safe assumption.
+//! `sysdate()` and `utc_timestamp()`. The MariaDB lists below are checked against the real server
+//! by tests/default_volatility.rs::mariadb_defaults_are_classified_as_the_server_adds_them. A
+//! function not known counts as per row: the safe assumption.
 
 use super::{Engine, Volatility};
 use sqlparser::ast::Expr;
